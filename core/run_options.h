@@ -1,0 +1,32 @@
+// run.* keys (DESIGN.md §11): where a run lives and how it starts.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/options.h"
+
+namespace umbra {
+
+struct RunOptions {
+  std::string name = "umbra";
+  std::string dir = "runs";
+  int64_t seed = 0;
+  std::string resume = "auto";
+
+  // The run directory: <dir>/<name>.
+  std::string path() const { return dir + "/" + name; }
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "Run name; the run directory is <run.dir>/<run.name>");
+    v("dir", dir, "Parent directory of run directories");
+    v("seed", seed, "Seed of every random stream (sampling, init, noise unless secure_mode)",
+      AtLeast{0});
+    v("resume", resume,
+      "auto: continue from the newest complete checkpoint if any; never: refuse an existing run "
+      "directory; or a checkpoint path");
+  }
+};
+
+}  // namespace umbra
