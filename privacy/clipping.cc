@@ -1,0 +1,151 @@
+#include "privacy/clipping.h"
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+#include "core/check.h"
+
+namespace umbra {
+
+namespace {
+
+constexpr double kNormEpsilon = 1e-6;  // c_i = min(1, C / (‖g_i‖ + 1e-6)), as in Opacus
+
+bool has_trainable_parameter(DPModule* module) {
+  auto* m = dynamic_cast<torch::nn::Module*>(module);
+  UMBRA_ASSERT(m != nullptr, "a DP primitive is not a torch module");
+  for (const auto& p : m->parameters(/*recurse=*/false)) {
+    if (p.requires_grad()) return true;
+  }
+  return false;
+}
+
+torch::Tensor clip_factors(const torch::Tensor& norms, double threshold) {
+  return torch::clamp_max(threshold / (norms + kNormEpsilon), 1.0);
+}
+
+}  // namespace
+
+PerSampleClipper::PerSampleClipper(torch::nn::Module& model, ClippingOptions options)
+    : options_(std::move(options)) {
+  UMBRA_CHECK(options_.max_grad_norm > 0.0 && !std::isnan(options_.max_grad_norm),
+              "privacy.max_grad_norm: expected C > 0, got ", options_.max_grad_norm);
+  UMBRA_CHECK(options_.noise_multiplicity >= 1, "privacy.noise_multiplicity: expected K >= 1, got ",
+              options_.noise_multiplicity);
+  check_dp_compatible(model);
+  primitives_ = dp_primitives(model);
+  for (const auto& [name, module] : primitives_) {
+    UMBRA_CHECK(has_per_sample_rule(*module), "model ", model.name(), ": layer '", name, "' (",
+                module->dp_kind(), ") has no per-sample gradient rule, so DP-SGD cannot clip it");
+    if (!has_trainable_parameter(module)) continue;
+    layer_names_.push_back(name);
+    layers_.push_back(module);
+  }
+  if (!options_.per_layer) {
+    UMBRA_CHECK(options_.layer_max_grad_norms.empty(),
+                "clipping: per-layer thresholds were given but per-layer clipping is off");
+    return;
+  }
+  const size_t l = layers_.size();
+  if (options_.layer_max_grad_norms.empty()) {
+    thresholds_.assign(l, options_.max_grad_norm / std::sqrt(static_cast<double>(l)));
+  } else {
+    UMBRA_CHECK(options_.layer_max_grad_norms.size() == l, "clipping: expected ", l,
+                " per-layer thresholds (one per DP layer), got ",
+                options_.layer_max_grad_norms.size());
+    for (size_t i = 0; i < l; ++i) {
+      UMBRA_CHECK(options_.layer_max_grad_norms[i] > 0.0, "clipping: threshold of layer '",
+                  layer_names_[i], "' must be > 0, got ", options_.layer_max_grad_norms[i]);
+    }
+    thresholds_ = options_.layer_max_grad_norms;
+  }
+}
+
+double PerSampleClipper::sensitivity() const {
+  if (!options_.per_layer) return options_.max_grad_norm;
+  double sum = 0.0;
+  for (double c : thresholds_) sum += c * c;
+  return std::sqrt(sum);
+}
+
+ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
+  UMBRA_CHECK(num_samples >= 0, "clip_and_accumulate: negative micro-batch size ", num_samples);
+  torch::NoGradGuard no_grad;
+  ClipStats stats;
+  stats.num_samples = num_samples;
+  last_plan_.clear();
+  const int64_t num_layers = static_cast<int64_t>(layers_.size());
+  if (num_samples == 0) {
+    for (auto& item : primitives_) item.second->clear_capture();
+    stats.norms = torch::zeros({0}, torch::kDouble);
+    stats.layer_norms = torch::zeros({0, num_layers}, torch::kDouble);
+    return stats;
+  }
+  // Primitives without a trainable parameter hold captures nobody reads.
+  for (auto& item : primitives_) {
+    if (!has_trainable_parameter(item.second)) item.second->clear_capture();
+  }
+
+  std::vector<std::unique_ptr<LayerGradient>> work(num_layers);
+  torch::Tensor layer_sq = torch::zeros({num_samples, num_layers}, torch::kDouble);
+  for (int64_t l = 0; l < num_layers; ++l) {
+    work[l] = LayerGradient::create(layer_names_[l], *layers_[l], num_samples,
+                                    options_.noise_multiplicity, options_.policy);
+    if (!work[l]) continue;
+    layer_sq.select(1, l).copy_(work[l]->squared_norms().to(torch::kCPU));
+    last_plan_.push_back(work[l]->plan());
+  }
+  stats.layer_norms = layer_sq.sqrt();
+  stats.norms = layer_sq.sum(1).sqrt();
+  if (!torch::isfinite(stats.norms).all().item<bool>()) {
+    std::ostringstream bad;
+    for (int64_t l = 0; l < num_layers; ++l) {
+      if (!torch::isfinite(layer_sq.select(1, l)).all().item<bool>()) {
+        bad << (bad.tellp() > 0 ? ", " : "") << layer_names_[l];
+      }
+    }
+    for (auto& w : work) w.reset();
+    for (auto& item : primitives_) item.second->clear_capture();
+    UMBRA_FAIL("per-sample clipping: non-finite per-sample gradient norm in layer(s) ", bad.str(),
+               " (the loss or the model diverged)");
+  }
+
+  if (!options_.per_layer) {
+    const torch::Tensor c = clip_factors(stats.norms, options_.max_grad_norm);
+    stats.num_clipped = (c < 1.0).sum().item<int64_t>();
+    for (auto& w : work) {
+      if (w) w->add_clipped_sum(c);
+    }
+  } else {
+    torch::Tensor clipped = torch::zeros({num_samples}, torch::kBool);
+    for (int64_t l = 0; l < num_layers; ++l) {
+      const torch::Tensor c = clip_factors(stats.layer_norms.select(1, l), thresholds_[l]);
+      clipped |= c < 1.0;
+      if (work[l]) work[l]->add_clipped_sum(c);
+    }
+    stats.num_clipped = clipped.sum().item<int64_t>();
+  }
+  return stats;
+}
+
+std::string format_plan(const std::vector<LayerPlan>& plan) {
+  std::ostringstream out;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-52s %-9s %6s %6s %5s  %-11s %10s %10s %9s\n", "layer", "kind",
+                "R", "d", "p", "method", "direct_MF", "ghost_MF", "kept_kB");
+  out << line;
+  for (const LayerPlan& p : plan) {
+    std::snprintf(line, sizeof line, "%-52s %-9s %6lld %6lld %5lld  %-11s %10.2f %10.2f %9.1f\n",
+                  p.name.c_str(), p.kind.c_str(), static_cast<long long>(p.rows),
+                  static_cast<long long>(p.in_features), static_cast<long long>(p.out_features),
+                  to_string(p.method), p.direct_flops / 1e6, p.ghost_flops / 1e6,
+                  p.kept_floats * 4.0 / 1024.0);
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace umbra

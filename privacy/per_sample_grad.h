@@ -1,0 +1,106 @@
+// Per-sample gradient norms of one DP primitive, and its clipped gradient sum (DESIGN.md §5
+// "Fast per-sample clipping").
+//
+// Input: a primitive's capture after a DP-mode backward pass (privacy/dp_module.h): activation A
+// and output gradient G. A micro-batch holds B samples of K rows each (noise multiplicity K):
+// rows [i·K, (i+1)·K) of the leading dimension belong to sample i, and the per-sample gradient
+// g_i sums over those K rows and over the positions (tokens, pixels) of each row. Every matrix
+// layer is seen as A_i [R, d] and G_i [R, p] with R = K·positions rows per sample, so
+// g_i = G_iᵀ A_i [p, d]:
+//   Linear     A = input [.., d], G = dL/dy [.., p]                        (d = in, p = out)
+//   Conv2d     A = unfold(input) [C_in·k², L] transposed, G = dL/dy [C_out, L]  (d = C_in·k²)
+//   Embedding  A = one-hot rows of the indices [V], G = dL/dy [.., D]        (d = V, p = D)
+// A weight's squared norm per sample is computed by one of (chosen per layer, LayerPlan says
+// which and why):
+//   kGhost       ‖g_i‖² = ⟨A_iA_iᵀ, G_iG_iᵀ⟩ (two bmm into [B, R, R], then a batched dot); g_i
+//                is never formed. Cost ~2R²(d+p) per sample, transient 2R² floats.
+//   kDirect      g_i = bmm(G_iᵀ, A_i) per chunk of samples, squared, dropped. Cost ~2Rdp.
+//   kDirectKeep  as kDirect but g_i is kept [B, p, d]; the clipped sum is then Σ c_i g_i (a GEMV)
+//                and the book-keeping GEMM is skipped: no FLOPs beyond a non-private step.
+// After kGhost/kDirect the clipped sum is the book-keeping GEMM (Bu et al. 2023):
+// Σ_i c_i G_iᵀA_i = (c⊙G)ᵀA — one mm for Linear, one convolution weight-gradient for Conv2d
+// (no unfold), one index_add for Embedding. Biases, GroupNorm affine and DPParameter have exact
+// closed forms (kClosedForm): their per-sample gradients are tiny and always kept.
+//
+// Choice (NormPolicy::kAuto): kDirectKeep when the kept g_i is no larger than what the layer's
+// capture holds per sample (A and G are released as soon as g_i exists, so keeping costs no
+// peak memory), else the cheaper in FLOPs of kGhost and kDirect.
+//
+// Thread-safety: a LayerGradient belongs to one thread; it reads (and finally releases) the
+// capture of its primitive, which nothing else may touch meanwhile.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "privacy/dp_module.h"
+
+namespace umbra {
+
+enum class NormMethod { kGhost, kDirect, kDirectKeep, kClosedForm };
+const char* to_string(NormMethod method);
+
+struct NormPolicy {
+  // kAuto chooses per layer; the other values force that method on every weight that has it
+  // (tests and benchmarks).
+  enum class Force { kAuto, kGhost, kDirect, kDirectKeep };
+  Force force = Force::kAuto;
+  // Cap on the transient memory of one chunk of samples (unfolded inputs, Gram matrices,
+  // per-sample gradients that are not kept), in bytes; at least one sample per chunk.
+  int64_t chunk_bytes = int64_t{32} << 20;
+  // kAuto keeps g_i when p·d <= keep_ratio · (floats of A and G per sample), or p·d <= keep_floats.
+  double keep_ratio = 1.0;
+  int64_t keep_floats = 4096;
+};
+
+// How one layer is handled in one micro-batch, for the log and the benchmark's table.
+// FLOPs and floats are per sample.
+struct LayerPlan {
+  std::string name;          // dotted path in the model
+  std::string kind;          // DPModule::dp_kind()
+  int64_t rows = 0;          // R
+  int64_t in_features = 0;   // d
+  int64_t out_features = 0;  // p
+  NormMethod method = NormMethod::kClosedForm;
+  double direct_flops = 0.0;
+  double ghost_flops = 0.0;
+  double capture_floats = 0.0;  // A and G of one sample
+  double kept_floats = 0.0;     // per-sample gradient floats kept until the clipped sum
+};
+
+// The choice kAuto makes for a matrix layer (pure; exposed for tests and the benchmark).
+NormMethod choose_norm_method(int64_t rows, int64_t in_features, int64_t out_features,
+                              double capture_floats, const NormPolicy& policy);
+
+// True when per_sample_grad knows `module`'s kind (Linear, Conv2d, GroupNorm, Embedding,
+// Parameter).
+bool has_per_sample_rule(const DPModule& module);
+
+class LayerGradient {
+ public:
+  virtual ~LayerGradient() = default;
+
+  // The per-sample view of `module`'s current capture. Returns nullptr when the layer has no
+  // trainable parameter or received no gradient in this micro-batch (then g_i = 0 for all i).
+  // Throws umbra::Error naming `name` for an unknown primitive kind or a capture whose leading
+  // dimension is not num_samples · multiplicity.
+  static std::unique_ptr<LayerGradient> create(const std::string& name, DPModule& module,
+                                               int64_t num_samples, int64_t multiplicity,
+                                               const NormPolicy& policy);
+
+  const LayerPlan& plan() const { return plan_; }
+
+  // ‖g_i‖² over this layer's trainable parameters, [B] float64. Call once, first.
+  virtual torch::Tensor squared_norms() = 0;
+  // Adds Σ_i c_i g_i to each trainable parameter's .grad (created as zeros when undefined);
+  // clip_factors [B]. Call once, after squared_norms(); releases the capture and kept tensors.
+  virtual void add_clipped_sum(const torch::Tensor& clip_factors) = 0;
+
+ protected:
+  LayerPlan plan_;
+};
+
+}  // namespace umbra
