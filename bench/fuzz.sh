@@ -45,10 +45,11 @@ for t in "${targets[@]}"; do
   [[ -f "$root/tests/fuzz/fuzz_$t.cc" ]] || { echo "fuzz.sh: no tests/fuzz/fuzz_$t.cc" >&2; exit 2; }
 done
 
+mkdir -p "$build"
 echo "== configuring $build (clang, libFuzzer + ASan)"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DUMBRA_BUILD_FUZZ=ON -DUMBRA_BUILD_TESTS=OFF -DUMBRA_BUILD_BENCH=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; exit 1; }
+  -DUMBRA_BUILD_FUZZ=ON -DUMBRA_BUILD_TESTS=OFF -DUMBRA_BUILD_BENCH=OFF >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; exit 1; }
 echo "== building ${targets[*]/#/fuzz_}"
 cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"
 
