@@ -3,11 +3,13 @@
 #include <png.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "core/check.h"
 
