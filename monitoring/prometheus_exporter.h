@@ -1,4 +1,5 @@
-// One Prometheus pull endpoint per rank (DESIGN.md §10), on prometheus-cpp's Exposer (civetweb).
+// One Prometheus pull endpoint per rank (DESIGN.md §10): the registry in prometheus-cpp's text
+// format, served by MetricsHttpServer (see there for why not prometheus-cpp's civetweb Exposer).
 //
 //   auto registry = std::make_shared<MetricRegistry>();
 //   PrometheusExporter exporter(registry, options.monitoring, local_rank);
@@ -10,15 +11,15 @@
 // on without an endpoint (serving() is false) -- unless monitoring.required is true, in which case
 // the constructor throws umbra::Error naming the address.
 //
-// Scrapes run on civetweb's threads and read the registry through MetricRegistry::snapshot(); the
-// registry is shared so it outlives the last scrape. Destruction stops the server and joins those
-// threads, which takes up to about 2 s (civetweb's polling interval).
+// Scrapes run on the server's thread and read the registry through MetricRegistry::snapshot(); the
+// registry is shared so it outlives the last scrape. Destruction stops and joins that thread.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "monitoring/metrics.h"
+#include "monitoring/metrics_http_server.h"
 #include "monitoring/monitoring_options.h"
 
 namespace umbra {
@@ -38,8 +39,7 @@ class PrometheusExporter {
   std::string address() const;
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<MetricsHttpServer> server_;
   std::string bind_;
   int port_ = 0;
 };
@@ -52,8 +52,7 @@ int exporter_port(const MonitoringOptions& options, int local_rank);
 // (0.0.0.0, ::, empty), the bind address otherwise ([...] around IPv6 literals).
 std::string advertised_address(const std::string& bind, int port);
 
-// The registry's families in the Prometheus text exposition format (0.0.4), as a scrape shows
-// them (a scrape also carries prometheus-cpp's own exposer_* families).
+// The registry's families in the Prometheus text exposition format (0.0.4), exactly as scraped.
 std::string exposition_text(const MetricRegistry& registry);
 
 }  // namespace umbra

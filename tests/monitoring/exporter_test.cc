@@ -86,8 +86,8 @@ TEST(Exporter, ServesTheRegistryOverHttp) {
 
   const test::HttpResponse r = scrape(exporter);
   ASSERT_EQ(r.status, 200) << r.error;
-  // The text format (prometheus-cpp 1.0 does not add "; version=0.0.4", which Prometheus assumes).
-  EXPECT_NE(r.headers.find("Content-Type: text/plain"), std::string::npos) << r.headers;
+  EXPECT_NE(r.headers.find("Content-Type: text/plain; version=0.0.4"), std::string::npos)
+      << r.headers;
   const test::Exposition e = test::parse_exposition(r.body);
   const std::map<std::string, std::string> types = {
       {"umbra_steps_total", "counter"},
@@ -136,7 +136,6 @@ TEST(Exporter, PromtoolAcceptsTheScrape) {
   prior.steps.inc(2);
   prior.dp_epsilon.set(1.5);
   prior.checkpoint_duration.observe(3.0);
-  scrape(exporter);  // so the exposer's own counters are non-zero too
   const test::HttpResponse r = scrape(exporter);
   ASSERT_EQ(r.status, 200) << r.error;
   const test::CommandResult check = test::promtool_check_metrics(r.body);
@@ -236,6 +235,32 @@ TEST(Exporter, ScrapesDuringUpdatesSeeMonotonicCounters) {
   stop = true;
   writer.join();
   EXPECT_GT(last, 0);
+}
+
+TEST(Exporter, AnswersOtherRequestsAndSurvivesAStalledClient) {
+  auto registry = std::make_shared<MetricRegistry>();
+  registry->counter("umbra_steps_total", "Optimizer steps taken").inc(4);
+  PrometheusExporter e(registry, options_with_port(0), 0);
+  ASSERT_TRUE(e.serving());
+  EXPECT_EQ(test::http_get("127.0.0.1", e.port(), "/nothing").status, 404);
+  EXPECT_EQ(test::http_get("127.0.0.1", e.port(), "/").status, 200);
+  EXPECT_EQ(test::http_get("127.0.0.1", e.port(), "/metrics?x=1").status, 200);
+
+  // A client that connects and never sends a request holds the server for at most 2 s.
+  const int stalled = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(e.port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const auto start = std::chrono::steady_clock::now();
+  const test::HttpResponse r = test::http_get("127.0.0.1", e.port(), "/metrics", 5.0);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  close(stalled);
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(test::parse_exposition(r.body).value("umbra_steps_total"), 4.0);
+  EXPECT_LT(waited, 3.0);
 }
 
 TEST(Exporter, AdvertisedAddress) {
