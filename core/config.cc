@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 
@@ -80,15 +81,16 @@ int64_t parse_int(const std::string& key, const Config::Entry& e) {
 double parse_double(const std::string& key, const Config::Entry& e) {
   if (!e.value.IsScalar()) type_error(key, e, "a number");
   const std::string& s = e.value.Scalar();
-  if (s == "inf" || s == ".inf" || s == "Infinity") return std::numeric_limits<double>::infinity();
-  size_t used = 0;
-  double d = 0;
-  try {
-    d = std::stod(s, &used);
-  } catch (const std::exception&) {
-    type_error(key, e, "a number");
+  for (const char* inf : {"inf", ".inf", "+inf", "+.inf", "Infinity", ".Inf"}) {
+    if (s == inf) return std::numeric_limits<double>::infinity();
   }
-  if (used != s.size() || std::isnan(d)) type_error(key, e, "a number");
+  for (const char* inf : {"-inf", "-.inf", "-Infinity", "-.Inf"}) {
+    if (s == inf) return -std::numeric_limits<double>::infinity();
+  }
+  // strtod, not stod: subnormal values are numbers too.
+  char* end = nullptr;
+  const double d = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || std::isnan(d)) type_error(key, e, "a number");
   return d;
 }
 
@@ -123,6 +125,23 @@ std::string format_double(double v) {
   return s;
 }
 
+// Configs are UTF-8 text; other bytes would not survive the resolved config written to the run.
+void check_utf8(const std::string& text, const std::string& origin) {
+  size_t i = 0, line = 1;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= text.size() && !(len == 2 && c < 0xC2);
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 2;
+    }
+    UMBRA_CHECK(ok, origin, ":", line, ": not valid UTF-8 text (byte 0x", std::hex,
+                static_cast<int>(c), ")");
+    if (c == '\n') ++line;
+    i += len;
+  }
+}
+
 }  // namespace
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
@@ -135,6 +154,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
 
 Config Config::from_string(const std::string& yaml, const std::string& origin,
                            const std::vector<std::string>& overrides) {
+  check_utf8(yaml, origin);
   Config cfg;
   YAML::Node root;
   try {
@@ -167,6 +187,7 @@ void Config::apply_override(const std::string& assignment) {
   const auto eq = assignment.find('=');
   UMBRA_USAGE_CHECK(eq != std::string::npos && eq > 0, "override '", assignment,
                     "': expected key.sub=value");
+  check_utf8(assignment, "override '" + assignment + "'");
   const std::string key = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
   YAML::Node value;

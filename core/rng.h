@@ -19,6 +19,10 @@ enum class RngStream : uint16_t {
   kAugment = 3,      // horizontal flips, low bits = step
   kCanary = 4,       // canary inclusion coin flips
   kSplit = 5,        // train/test split when packing folders
+  kTraining = 6,     // per-sample training randomness (t, noise, label dropout), low bits = step
+  kEvaluation = 7,   // evaluation draws (dequantisation, ELBO samples)
+  kDropout = 8,      // per-rank dropout seed, low bits = step
+  kNoise = 9,        // DP noise seed outside secure_mode, low bits = step
   kTest = 15,        // tests only
 };
 

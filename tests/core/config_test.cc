@@ -139,3 +139,39 @@ TEST(Config, MarkdownListsEveryKeyOnce) {
 
 }  // namespace
 }  // namespace umbra
+
+namespace umbra {
+namespace {
+
+struct Num {
+  double x = 0;
+  template <class V>
+  void visit(V& v) {
+    v("x", x, "A number");
+  }
+};
+
+TEST(Config, InfinitiesAndSubnormalsRoundTrip) {
+  for (const double value : {-std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::infinity(), 1e-310}) {
+    Num n;
+    n.x = value;
+    Config cfg = Config::from_string(options_to_yaml(n), "resolved.yaml");
+    Num back;
+    bind_options(cfg, back);
+    EXPECT_EQ(back.x, value);
+  }
+}
+
+TEST(Config, InvalidUtf8IsRejectedWithTheLine) {
+  try {
+    Config::from_string("x: 1\nname: \"caf\xe9\"\n", "bad.yaml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.yaml:2: not valid UTF-8"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace umbra
