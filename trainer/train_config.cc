@@ -1,0 +1,34 @@
+#include "trainer/train_config.h"
+
+#include "core/check.h"
+#include "core/sha256.h"
+
+namespace umbra {
+
+void TrainConfig::validate() const {
+  autoencoder.model.validate();
+  prior.model.validate();
+  UMBRA_CHECK(!data.path.empty(),
+              "config key 'data.path': expected the dataset directory written "
+              "by `umbra pack`, got nothing");
+}
+
+TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Config cfg =
+      path.empty() ? Config::from_string("", "defaults", overrides) : Config::load(path, overrides);
+  TrainConfig out;
+  bind_options(cfg, out);
+  cfg.finish();
+  return out;
+}
+
+std::string resolved_yaml(const TrainConfig& cfg) {
+  return "# Resolved Umbra configuration (every key, defaults included).\n" + options_to_yaml(cfg);
+}
+
+std::string config_hash(const TrainConfig& cfg) {
+  const std::string yaml = options_to_yaml(cfg);
+  return sha256_hex(yaml.data(), yaml.size());
+}
+
+}  // namespace umbra

@@ -1,0 +1,201 @@
+#include "trainer/trainer.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "monitoring/file_sd.h"
+#include "monitoring/jsonl_log.h"
+#include "monitoring/prometheus_exporter.h"
+#include "monitoring/training_metrics.h"
+#include "trainer/checkpoint.h"
+#include "trainer/stage_runner.h"
+
+namespace fs = std::filesystem;
+
+namespace umbra {
+namespace {
+
+// Every rank runs `fn`; if it throws on any rank, every rank throws one error naming the ranks
+// and their reasons (so no rank is left waiting in a collective).
+template <class F>
+void on_all_ranks(Communicator& comm, const std::string& what, F fn) {
+  std::string error;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const auto errors = comm.all_gather_strings(error, what);
+  std::string message;
+  for (size_t r = 0; r < errors.size(); ++r) {
+    if (!errors[r].empty()) {
+      message += (message.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " +
+                 errors[r];
+    }
+  }
+  UMBRA_CHECK(message.empty(), what, " failed: ", message);
+}
+
+void prepare_run_dir(const TrainConfig& cfg, const std::string& run_dir) {
+  const bool exists = fs::exists(run_dir + "/config.yaml");
+  UMBRA_CHECK(!(exists && cfg.run.resume == "never"), run_dir,
+              ": the run directory already exists and run.resume is 'never' (choose another "
+              "run.name, remove it, or set run.resume=auto)");
+  if (cfg.run.resume != "auto" && cfg.run.resume != "never") {
+    UMBRA_CHECK(fs::is_directory(cfg.run.resume), "run.resume '", cfg.run.resume,
+                "': no such checkpoint directory");
+  }
+  fs::create_directories(run_dir + "/samples");
+  const std::string path = run_dir + "/config.yaml";
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp);
+  out << resolved_yaml(cfg);
+  out.close();
+  UMBRA_CHECK(out.good(), tmp, ": write failed");
+  fs::rename(tmp, path);
+}
+
+double latent_std(const torch::Tensor& latents) { return latents.std().item<double>(); }
+
+}  // namespace
+
+LatentSet encode_split(AutoencoderImpl& autoencoder, const SplitData& split, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = autoencoder.is_training();
+  autoencoder.eval();
+  const int64_t n = split.count();
+  const auto [begin, end] = rank_slice(n, comm.rank(), comm.size());
+  const auto shape = autoencoder.latent_shape();
+  const int64_t per = shape[0] * shape[1] * shape[2];
+  const int64_t max_share = (n + comm.size() - 1) / comm.size();
+  torch::Tensor local = torch::zeros({max_share, per});
+  constexpr int64_t kChunk = 500;
+  for (int64_t b = begin; b < end; b += kChunk) {
+    std::vector<int64_t> positions;
+    for (int64_t i = b; i < std::min(end, b + kChunk); ++i) positions.push_back(i);
+    const Batch batch = decode_batch(split, positions, 0, DecodeOptions{});
+    const Posterior q = autoencoder.encode(batch.images);
+    local.slice(0, b - begin, b - begin + static_cast<int64_t>(positions.size()))
+        .copy_(q.mean.reshape({-1, per}));
+  }
+  const torch::Tensor gathered = comm.all_gather(local, "encode latents");
+  LatentSet set;
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < comm.size(); ++r) {
+    const auto [rb, re] = rank_slice(n, r, comm.size());
+    parts.push_back(gathered[r].slice(0, 0, re - rb));
+  }
+  set.latents = torch::cat(parts).view({n, shape[0], shape[1], shape[2]});
+  set.labels = torch::tensor(split.labels, torch::kInt64);
+  set.ids = torch::tensor(split.ids, torch::kInt64);
+  if (was_training) autoencoder.train();
+  return set;
+}
+
+TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
+  cfg.validate();
+  const int rank = comm.rank();
+  TrainOutcome outcome;
+  outcome.run_dir = cfg.run.path();
+  const std::string& run_dir = outcome.run_dir;
+  comm.check_same_on_all_ranks("config hash", config_hash(cfg));
+  on_all_ranks(comm, "preparing the run directory", [&] {
+    if (rank == 0) prepare_run_dir(cfg, run_dir);
+  });
+  init_logging(rank, run_dir + "/logs");
+  spdlog::info("run {} on {} rank(s) ({} backend), {} intra-op thread(s) per rank", run_dir,
+               comm.size(), comm.backend(), torch::get_num_threads());
+
+  // Monitoring: one exporter per rank, rank 0 writes the job's file_sd target file.
+  auto registry = std::make_shared<MetricRegistry>();
+  std::unique_ptr<PrometheusExporter> exporter;
+  if (cfg.monitoring.enabled) {
+    on_all_ranks(comm, "starting the metrics exporter", [&] {
+      exporter = std::make_unique<PrometheusExporter>(registry, cfg.monitoring, comm.local_rank());
+    });
+    publish_build_info(*registry, rank, default_build_info(comm.backend()));
+    const auto addresses = comm.all_gather_strings(exporter->address(), "exporter addresses");
+    if (rank == 0) {
+      std::vector<ScrapeTarget> targets;
+      for (size_t r = 0; r < addresses.size(); ++r) {
+        targets.push_back({addresses[r], {{"run", cfg.run.name}, {"rank", std::to_string(r)}}});
+      }
+      write_file_sd(file_sd_path(cfg.run.dir, cfg.run.name), targets);
+    }
+  }
+  std::unique_ptr<JsonlLog> jsonl;
+  if (rank == 0 && cfg.monitoring.jsonl)
+    jsonl = std::make_unique<JsonlLog>(run_dir + "/metrics.jsonl");
+  StageContext ctx{&cfg,        &comm, run_dir, cfg.monitoring.enabled ? registry.get() : nullptr,
+                   jsonl.get(), true};
+
+  std::shared_ptr<const SplitData> train_split, test_split;
+  on_all_ranks(comm, "opening the data", [&] {
+    train_split = Loader::load(cfg.data, "train");
+    if (rank == 0) test_split = Loader::load(cfg.data, "test");
+  });
+  const auto& meta = train_split->meta;
+  const auto& ae_opts = cfg.autoencoder.model;
+  UMBRA_CHECK(meta.channels == ae_opts.in_channels && meta.height == ae_opts.image_size &&
+                  meta.width == ae_opts.image_size,
+              cfg.data.path, ": images are ", meta.channels, "x", meta.height, "x", meta.width,
+              " but autoencoder.in_channels/image_size say ", ae_opts.in_channels, "x",
+              ae_opts.image_size, "x", ae_opts.image_size);
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+
+  AutoencoderTask ae_task(cfg, test_split);
+  if (cfg.stage == "autoencoder" || cfg.stage == "both") {
+    const auto& t = cfg.autoencoder.train;
+    auto sampler = std::make_shared<EpochSampler>(train_split->count(), t.batch_size, seed);
+    StageRunner runner(ctx, ae_task, t, sampler, [&](const SamplerState& start, int64_t steps) {
+      LoaderSpec spec{rank, comm.size(), start, 0, steps};
+      return std::make_unique<ImageSource>(train_split, sampler, cfg.data, spec);
+    });
+    const StageResult r = runner.run();
+    outcome.summary["autoencoder"] = {
+        {"steps", r.steps},           {"final_step", r.final_step},
+        {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
+        {"checkpoint", r.checkpoint}, {"evaluation", r.evaluation}};
+  }
+  if (cfg.stage == "prior" || cfg.stage == "both") {
+    Autoencoder autoencoder = ae_task.model();
+    on_all_ranks(comm, "loading the stage-1 autoencoder",
+                 [&] { StageRunner::load_final_weights(run_dir + "/autoencoder", *autoencoder); });
+    LatentSet set = encode_split(*autoencoder, *train_split, comm);
+    double scale = cfg.prior.model.scale_factor;
+    std::string scale_source = "prior.scale_factor (fixed in the configuration)";
+    if (scale == 0) {
+      scale = 1.0 / latent_std(set.latents);
+      scale_source = "1/std of the stage-1 latents of the training split (" +
+                     std::to_string(set.count()) + " images)";
+    }
+    spdlog::info("prior: latent scale factor {:.5f} from {}", scale, scale_source);
+    set.latents = set.latents * scale;
+    auto latents = std::make_shared<const LatentSet>(std::move(set));
+    PriorTask prior_task(cfg, autoencoder, scale);
+    const auto& t = cfg.prior.train;
+    auto sampler = std::make_shared<EpochSampler>(latents->count(), t.batch_size, seed);
+    StageRunner runner(ctx, prior_task, t, sampler,
+                       [&](const SamplerState& start, int64_t steps) {
+                         LoaderSpec spec{rank, comm.size(), start, 0, steps};
+                         return std::make_unique<LatentSource>(latents, sampler, spec);
+                       },
+                       {{"scale_factor", scale}, {"scale_factor_source", scale_source}});
+    const StageResult r = runner.run();
+    outcome.summary["prior"] = {
+        {"steps", r.steps},           {"final_step", r.final_step},
+        {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
+        {"checkpoint", r.checkpoint}, {"evaluation", r.evaluation},
+        {"scale_factor", scale},      {"scale_factor_source", scale_source}};
+  }
+  comm.barrier("end of training");
+  if (rank == 0) {
+    std::ofstream out(run_dir + "/summary.json");
+    out << outcome.summary.dump(2) << "\n";
+  }
+  return outcome;
+}
+
+}  // namespace umbra
