@@ -116,7 +116,7 @@ std::string format_double(double v) {
     std::ostringstream t;
     t.precision(p);
     t << v;
-    if (std::stod(t.str()) == v) {
+    if (std::strtod(t.str().c_str(), nullptr) == v) {
       s = t.str();
       break;
     }
