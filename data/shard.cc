@@ -181,12 +181,14 @@ ShardSummary write_shard(const std::string& path, const DatasetMeta& meta, const
     UMBRA_H5(H5Dwrite(image_ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images), path,
              ": writing dataset 'images'");
     H5Id vec_space(UMBRA_H5(H5Screate_simple(1, &n_h, nullptr), path, ": dataspace"));
-    for (const auto& [name, data] : {std::pair<const char*, const int64_t*>{"labels", labels},
-                                     std::pair<const char*, const int64_t*>{"ids", ids}}) {
+    // (no structured bindings here: clang cannot capture them in UMBRA_H5's lambda in C++17)
+    const std::pair<const char*, const int64_t*> vectors[] = {{"labels", labels}, {"ids", ids}};
+    for (const auto& vec : vectors) {
+      const char* name = vec.first;
       H5Id ds(UMBRA_H5(
           H5Dcreate2(file, name, H5T_STD_I64LE, vec_space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
           path, ": creating dataset '", name, "'"));
-      UMBRA_H5(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
+      UMBRA_H5(H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, vec.second), path,
                ": writing dataset '", name, "'");
     }
     H5Id root(UMBRA_H5(H5Gopen2(file, "/", H5P_DEFAULT), path, ": opening root group"));

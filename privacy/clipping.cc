@@ -1,5 +1,6 @@
 #include "privacy/clipping.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -13,6 +14,11 @@ namespace umbra {
 namespace {
 
 constexpr double kNormEpsilon = 1e-6;  // c_i = min(1, C / (‖g_i‖ + 1e-6)), as in Opacus
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 bool has_trainable_parameter(DPModule* module) {
   auto* m = dynamic_cast<torch::nn::Module*>(module);
@@ -90,13 +96,17 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
   }
 
   std::vector<std::unique_ptr<LayerGradient>> work(num_layers);
+  std::vector<int64_t> plan_index(num_layers, -1);
   torch::Tensor layer_sq = torch::zeros({num_samples, num_layers}, torch::kDouble);
   for (int64_t l = 0; l < num_layers; ++l) {
     work[l] = LayerGradient::create(layer_names_[l], *layers_[l], num_samples,
                                     options_.noise_multiplicity, options_.policy);
     if (!work[l]) continue;
+    const auto t0 = Clock::now();
     layer_sq.select(1, l).copy_(work[l]->squared_norms().to(torch::kCPU));
+    plan_index[l] = static_cast<int64_t>(last_plan_.size());
     last_plan_.push_back(work[l]->plan());
+    last_plan_.back().norm_seconds = seconds_since(t0);
   }
   stats.layer_norms = layer_sq.sqrt();
   stats.norms = layer_sq.sum(1).sqrt();
@@ -116,15 +126,21 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
   if (!options_.per_layer) {
     const torch::Tensor c = clip_factors(stats.norms, options_.max_grad_norm);
     stats.num_clipped = (c < 1.0).sum().item<int64_t>();
-    for (auto& w : work) {
-      if (w) w->add_clipped_sum(c);
+    for (int64_t l = 0; l < num_layers; ++l) {
+      if (!work[l]) continue;
+      const auto t0 = Clock::now();
+      work[l]->add_clipped_sum(c);
+      last_plan_[plan_index[l]].sum_seconds = seconds_since(t0);
     }
   } else {
     torch::Tensor clipped = torch::zeros({num_samples}, torch::kBool);
     for (int64_t l = 0; l < num_layers; ++l) {
       const torch::Tensor c = clip_factors(stats.layer_norms.select(1, l), thresholds_[l]);
       clipped |= c < 1.0;
-      if (work[l]) work[l]->add_clipped_sum(c);
+      if (!work[l]) continue;
+      const auto t0 = Clock::now();
+      work[l]->add_clipped_sum(c);
+      last_plan_[plan_index[l]].sum_seconds = seconds_since(t0);
     }
     stats.num_clipped = clipped.sum().item<int64_t>();
   }
@@ -134,15 +150,17 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
 std::string format_plan(const std::vector<LayerPlan>& plan) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-52s %-9s %6s %6s %5s  %-11s %10s %10s %9s\n", "layer", "kind",
-                "R", "d", "p", "method", "direct_MF", "ghost_MF", "kept_kB");
+  std::snprintf(line, sizeof line, "%-52s %-9s %6s %6s %5s  %-11s %10s %10s %9s %8s %8s\n", "layer",
+                "kind", "R", "d", "p", "method", "direct_MF", "ghost_MF", "kept_kB", "norm_ms",
+                "sum_ms");
   out << line;
   for (const LayerPlan& p : plan) {
-    std::snprintf(line, sizeof line, "%-52s %-9s %6lld %6lld %5lld  %-11s %10.2f %10.2f %9.1f\n",
+    std::snprintf(line, sizeof line,
+                  "%-52s %-9s %6lld %6lld %5lld  %-11s %10.2f %10.2f %9.1f %8.1f %8.1f\n",
                   p.name.c_str(), p.kind.c_str(), static_cast<long long>(p.rows),
                   static_cast<long long>(p.in_features), static_cast<long long>(p.out_features),
                   to_string(p.method), p.direct_flops / 1e6, p.ghost_flops / 1e6,
-                  p.kept_floats * 4.0 / 1024.0);
+                  p.kept_floats * 4.0 / 1024.0, p.norm_seconds * 1e3, p.sum_seconds * 1e3);
     out << line;
   }
   return out.str();

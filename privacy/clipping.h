@@ -87,7 +87,7 @@ class PerSampleClipper {
 };
 
 // The table of a plan: one line per layer (name, kind, R, d, p, method, per-sample MFLOPs of both
-// methods, kept floats), for logs and the benchmark.
+// methods, kept kB, milliseconds spent on norms and on the clipped sum), for logs and benchmarks.
 std::string format_plan(const std::vector<LayerPlan>& plan);
 
 }  // namespace umbra

@@ -13,8 +13,12 @@
 // A weight's squared norm per sample is computed by one of (chosen per layer, LayerPlan says
 // which and why):
 //   kGhost       ‖g_i‖² = ⟨A_iA_iᵀ, G_iG_iᵀ⟩ (two bmm into [B, R, R], then a batched dot); g_i
-//                is never formed. Cost ~2R²(d+p) per sample, transient 2R² floats.
-//   kDirect      g_i = bmm(G_iᵀ, A_i) per chunk of samples, squared, dropped. Cost ~2Rdp.
+//                is never formed. Cost ~2R²(d+p) per sample, transient 3R² floats. Conv2d
+//                unfolds its input chunk-wise for this (ghost wins only at low resolution).
+//   kDirect      g_i = G_iᵀA_i formed per sample, squared, dropped. Cost ~2Rdp. Linear: one bmm
+//                per chunk of samples; Conv2d: the convolution's own weight-gradient kernel
+//                (oneDNN) on each sample's K rows, which reads the input directly — no unfold
+//                buffer (unfold costs more than the GEMM itself at high resolution).
 //   kDirectKeep  as kDirect but g_i is kept [B, p, d]; the clipped sum is then Σ c_i g_i (a GEMV)
 //                and the book-keeping GEMM is skipped: no FLOPs beyond a non-private step.
 // After kGhost/kDirect the clipped sum is the book-keeping GEMM (Bu et al. 2023):
@@ -69,6 +73,9 @@ struct LayerPlan {
   double ghost_flops = 0.0;
   double capture_floats = 0.0;  // A and G of one sample
   double kept_floats = 0.0;     // per-sample gradient floats kept until the clipped sum
+  // Wall time of this layer's squared_norms() and add_clipped_sum() (filled by the clipper).
+  double norm_seconds = 0.0;
+  double sum_seconds = 0.0;
 };
 
 // The choice kAuto makes for a matrix layer (pure; exposed for tests and the benchmark).
