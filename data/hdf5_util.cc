@@ -27,6 +27,7 @@ herr_t collect_error(unsigned n, const H5E_error2_t* err, void* data) {
 
 // Largest string list an attribute may hold; guards allocation against corrupt files.
 constexpr hssize_t kMaxAttributeElements = 1 << 20;
+constexpr size_t kMaxAttributeBytes = size_t{16} << 20;
 
 H5Id open_attribute(hid_t obj, const std::string& name, const std::string& where) {
   const htri_t exists =
@@ -64,48 +65,55 @@ std::vector<std::string> read_strings(hid_t obj, const std::string& name, const 
   out.reserve(static_cast<size_t>(n));
   const htri_t variable =
       UMBRA_H5(H5Tis_variable_str(type), where, ": attribute '", name, "' string kind");
+  // Variable-length strings live in HDF5's global heap, whose object lengths libhdf5 1.10 does
+  // not validate: a corrupt file makes H5Aread copy out of bounds (found by fuzzing). Umbra
+  // writes fixed-length strings and refuses the other kind.
+  UMBRA_CHECK(variable == 0, where, ": attribute '", name, "' must be a fixed-length string ",
+              "(variable-length strings are not accepted; with h5py write e.g. ",
+              "np.array([n.encode() for n in names], dtype=h5py.string_dtype('utf-8', 64)))");
   H5Id memtype(UMBRA_H5(H5Tcopy(H5T_C_S1), where, ": string type"));
   // HDF5 does not convert between ASCII and UTF-8; read in the stored character set.
   const H5T_cset_t cset = H5Tget_cset(type);
   if (cset < 0) detail::hdf5_fail(where + ": attribute '" + name + "' character set");
   UMBRA_H5(H5Tset_cset(memtype, cset), where, ": string type");
-  if (variable > 0) {
-    UMBRA_H5(H5Tset_size(memtype, H5T_VARIABLE), where, ": string type");
-    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
-    UMBRA_H5(H5Aread(attr, memtype, ptrs.data()), where, ": reading attribute '", name, "'");
-    for (char* p : ptrs) {
-      out.emplace_back(p ? p : "");
-      if (p) H5free_memory(p);
-    }
-  } else {
-    const size_t size = H5Tget_size(type);  // 0 on error
-    if (size == 0) detail::hdf5_fail(where + ": attribute '" + name + "' string size");
-    UMBRA_CHECK(size > 0 && size <= (1u << 16), where, ": attribute '", name,
-                "' has an implausible string length ", size);
-    UMBRA_H5(H5Tset_size(memtype, size), where, ": string type");
-    std::vector<char> buf(size * static_cast<size_t>(n), 0);
-    UMBRA_H5(H5Aread(attr, memtype, buf.data()), where, ": reading attribute '", name, "'");
-    for (hssize_t i = 0; i < n; ++i) {
-      const char* p = buf.data() + static_cast<size_t>(i) * size;
-      out.emplace_back(p, std::find(p, p + size, '\0'));
-    }
+  const size_t size = H5Tget_size(type);  // 0 on error
+  if (size == 0) detail::hdf5_fail(where + ": attribute '" + name + "' string size");
+  UMBRA_CHECK(size <= kMaxAttributeBytes && size * static_cast<size_t>(n) <= kMaxAttributeBytes,
+              where, ": attribute '", name, "' is implausibly large (", n, " strings of ", size,
+              " bytes)");
+  UMBRA_H5(H5Tset_size(memtype, size), where, ": string type");
+  // NUL-padded in memory: a NUL-terminated type of the same size would drop the last character.
+  UMBRA_H5(H5Tset_strpad(memtype, H5T_STR_NULLPAD), where, ": string type");
+  std::vector<char> buf(size * static_cast<size_t>(n), 0);
+  UMBRA_H5(H5Aread(attr, memtype, buf.data()), where, ": reading attribute '", name, "'");
+  for (hssize_t i = 0; i < n; ++i) {
+    const char* p = buf.data() + static_cast<size_t>(i) * size;
+    out.emplace_back(p, std::find(p, p + size, '\0'));
   }
   return out;
 }
 
 void write_strings(hid_t obj, const std::string& name, const std::vector<std::string>& values,
                    bool scalar, const std::string& where) {
+  // Fixed-length UTF-8, as long as the longest value (see read_strings for why not vlen).
+  size_t size = 1;
+  for (const auto& v : values) size = std::max(size, v.size());
+  UMBRA_CHECK(size <= kMaxAttributeBytes && size * values.size() <= kMaxAttributeBytes, where,
+              ": attribute '", name, "' is too large to store");
   H5Id type(UMBRA_H5(H5Tcopy(H5T_C_S1), where, ": string type"));
-  UMBRA_H5(H5Tset_size(type, H5T_VARIABLE), where, ": string type");
+  UMBRA_H5(H5Tset_size(type, size), where, ": string type");
+  UMBRA_H5(H5Tset_strpad(type, H5T_STR_NULLPAD), where, ": string type");
   UMBRA_H5(H5Tset_cset(type, H5T_CSET_UTF8), where, ": string type");
   const hsize_t dims[1] = {values.size()};
   H5Id space(scalar ? UMBRA_H5(H5Screate(H5S_SCALAR), where, ": dataspace")
                     : UMBRA_H5(H5Screate_simple(1, dims, nullptr), where, ": dataspace"));
   H5Id attr(UMBRA_H5(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), where,
                      ": creating attribute '", name, "'"));
-  std::vector<const char*> ptrs;
-  for (const auto& v : values) ptrs.push_back(v.c_str());
-  UMBRA_H5(H5Awrite(attr, type, ptrs.data()), where, ": writing attribute '", name, "'");
+  std::vector<char> buf(size * values.size(), '\0');
+  for (size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(),
+              buf.begin() + static_cast<std::ptrdiff_t>(i * size));
+  UMBRA_H5(H5Awrite(attr, type, buf.data()), where, ": writing attribute '", name, "'");
 }
 
 }  // namespace

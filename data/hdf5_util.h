@@ -68,6 +68,9 @@ class H5Id {
 
 // Attribute helpers on an open object. Readers check the attribute's class (integer/string)
 // and shape (scalar or 1-D) and throw naming `where` (usually the file) and the attribute.
+// Strings are fixed-length UTF-8 (NUL-padded to the longest value); variable-length string
+// attributes are refused, because libhdf5 1.10 reads them from its global heap without
+// validating lengths (a corrupt file overruns memory there).
 bool h5_has_attribute(hid_t obj, const std::string& name, const std::string& where);
 int64_t h5_read_int_attribute(hid_t obj, const std::string& name, const std::string& where);
 std::string h5_read_string_attribute(hid_t obj, const std::string& name, const std::string& where);

@@ -4,9 +4,10 @@
 //   /images  uint8 [N, C, H, W], chunked by whole images (chunks <= 1 MiB), optional gzip
 //   /labels  int64 [N], class index in [0, num_classes)
 //   /ids     int64 [N], global sample ids, unique within the dataset and stable forever
-//   root attributes: format_version (int), num_classes (int), class_names (string list),
-//   height, width, channels (int), source (string), content_sha256 (string: SHA-256 of the
-//   image bytes, then the labels, then the ids, as little-endian int64).
+//   root attributes: format_version (int64), num_classes (int64), class_names (string list),
+//   height, width, channels (int64), source (string), content_sha256 (string: SHA-256 of the
+//   image bytes, then the labels, then the ids, as little-endian int64). Strings are
+//   fixed-length UTF-8; variable-length strings are refused (see data/hdf5_util.h).
 //
 // Readers validate everything (dtype, rank, shape against the attributes, counts, label range,
 // duplicate ids, storage, content hash) and throw umbra::Error naming the file and what was

@@ -148,11 +148,7 @@ print(json.dumps({"dtype": [str(im.dtype), str(lb.dtype), str(ids.dtype)], "shap
   EXPECT_EQ(j["attrs"]["class_names"][3], "class3");
 }
 
-// A shard written by h5py from the format description alone reads back with the values Python
-// reports.
-TEST(Shard, ReadsShardWrittenByH5py) {
-  TempDir dir;
-  const std::string out = run_python(R"PY(
+const char* kH5pyShard = R"PY(
 import hashlib, json, sys, h5py, numpy as np
 rng = np.random.default_rng(7)
 n = 50
@@ -165,15 +161,25 @@ with h5py.File(sys.argv[1], "w") as f:
     f.create_dataset("ids", data=ids)
     f.attrs["format_version"] = 1
     f.attrs["num_classes"] = 4
-    f.attrs["class_names"] = ["w", "x", "y", "z"]
     f.attrs["height"], f.attrs["width"], f.attrs["channels"] = 6, 5, 3
-    f.attrs["source"] = "h5py"
-    f.attrs["content_sha256"] = hashlib.sha256(images.tobytes() + labels.tobytes() +
-                                               ids.tobytes()).hexdigest()
+    digest = hashlib.sha256(images.tobytes() + labels.tobytes() + ids.tobytes()).hexdigest()
+    if sys.argv[2] == "fixed":  # what the format asks for: fixed-length strings
+        f.attrs["class_names"] = np.array([b"w", b"x", b"y", b"z"])
+        f.attrs["source"] = np.bytes_("h5py")
+        f.attrs["content_sha256"] = np.bytes_(digest)
+    else:  # h5py's default for str: variable-length
+        f.attrs["class_names"] = ["w", "x", "y", "z"]
+        f.attrs["source"] = "h5py"
+        f.attrs["content_sha256"] = digest
 print(json.dumps({"sum": int(images.astype(np.int64).sum()), "labels": labels.tolist(),
                   "ids": ids.tolist(), "pixel": int(images[7, 2, 4, 3])}))
-)PY",
-                                     dir.path(), dir / "py.h5");
+)PY";
+
+// A shard written by h5py from the format description alone reads back with the values Python
+// reports.
+TEST(Shard, ReadsShardWrittenByH5py) {
+  TempDir dir;
+  const std::string out = run_python(kH5pyShard, dir.path(), dir / "py.h5 fixed");
   const json j = json::parse(out);
   const ShardData s = read_shard(dir / "py.h5");
   int64_t sum = 0;
@@ -183,6 +189,13 @@ print(json.dumps({"sum": int(images.astype(np.int64).sum()), "labels": labels.to
   EXPECT_EQ(s.ids, j["ids"].get<std::vector<int64_t>>());
   EXPECT_EQ(s.images[((7 * 3 + 2) * 6 + 4) * 5 + 3], j["pixel"].get<int>());
   EXPECT_EQ(s.meta.class_names, (std::vector<std::string>{"w", "x", "y", "z"}));
+}
+
+TEST(ShardBadInput, VariableLengthStringsAreRefused) {
+  TempDir dir;
+  run_python(kH5pyShard, dir.path(), dir / "vlen.h5 vlen");
+  expect_error([&] { read_shard(dir / "vlen.h5"); },
+               {"vlen.h5", "attribute 'class_names' must be a fixed-length string"});
 }
 
 TEST(ShardBadInput, NotHdf5AndMissing) {
