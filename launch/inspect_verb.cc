@@ -44,7 +44,9 @@ void run_inspect(const std::string& dir) {
                 sm.shards.size() == 1 ? "" : "s", static_cast<long long>(lo),
                 static_cast<long long>(hi));
   }
-  std::printf("classes: %lld\n  %-5s %-20s", static_cast<long long>(m.meta.num_classes()), "label",
+  const bool all_ok = r.ok();
+  std::printf("classes: %lld%s\n  %-5s %-20s", static_cast<long long>(m.meta.num_classes()),
+              all_ok ? "" : " (images per class counted in the shards that verified)", "label",
               "name");
   for (const auto& split : splits) std::printf(" %10s", split.c_str());
   std::printf("\n");
