@@ -1,6 +1,7 @@
 #include "audit/knn.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <tuple>
 
@@ -127,6 +128,65 @@ torch::Tensor exact_distances(const torch::Tensor& q, const torch::Tensor& ref,
   return out;
 }
 
+// Per query row, the `capacity` smallest (key, reference row) pairs seen so far, as max-heaps
+// (the FAISS brute-force scheme): a block costs one pass over its keys, since an element enters
+// only when it beats the row's current worst, which is rare after the first blocks. Ordering is
+// lexicographic on (key, row), so the selection does not depend on the block layout.
+class RowSelection {
+ public:
+  RowSelection(int64_t rows, int64_t capacity)
+      : rows_(rows), capacity_(capacity), heaps_(static_cast<size_t>(rows * capacity)) {}
+
+  // key: [rows, nb] float32 contiguous, column j is reference row offset + j.
+  void add_block(const torch::Tensor& key, int64_t offset) {
+    const int64_t nb = key.size(1);
+    const float* data = key.data_ptr<float>();
+    const int64_t filled = filled_;
+    at::parallel_for(0, rows_, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        Entry* heap = heaps_.data() + r * capacity_;
+        int64_t size = filled;
+        const float* row = data + r * nb;
+        for (int64_t j = 0; j < nb; ++j) {
+          const Entry e{row[j], offset + j};
+          if (size < capacity_) {
+            heap[size++] = e;
+            std::push_heap(heap, heap + size);
+          } else if (e < heap[0]) {
+            std::pop_heap(heap, heap + size);
+            heap[size - 1] = e;
+            std::push_heap(heap, heap + size);
+          }
+        }
+      }
+    });
+    filled_ = std::min(capacity_, filled_ + nb);
+  }
+
+  // [rows, min(capacity, seen)] int64 reference rows (unordered).
+  torch::Tensor rows() const {
+    torch::Tensor out = torch::empty({rows_, filled_}, torch::kInt64);
+    auto a = out.accessor<int64_t, 2>();
+    for (int64_t r = 0; r < rows_; ++r) {
+      for (int64_t j = 0; j < filled_; ++j) a[r][j] = heaps_[r * capacity_ + j].row;
+    }
+    return out;
+  }
+
+ private:
+  struct Entry {
+    float key;
+    int64_t row;
+    // NaN keys (a NaN pixel) compare as larger than everything: never preferred.
+    bool operator<(const Entry& o) const {
+      if (std::isnan(key) || std::isnan(o.key)) return !std::isnan(key);
+      return key != o.key ? key < o.key : row < o.row;
+    }
+  };
+  int64_t rows_, capacity_, filled_ = 0;
+  std::vector<Entry> heaps_;
+};
+
 }  // namespace
 
 const char* knn_metric_name(KnnMetric metric) {
@@ -167,8 +227,7 @@ KnnResult knn_search(const torch::Tensor& queries, const torch::Tensor& referenc
     const int64_t qb = std::min(options.query_block, nq - q0);
     const torch::Tensor q = qry.narrow(0, q0, qb);
     const torch::Tensor q_norms = tile_square_norms(q, layout);
-    torch::Tensor best_key = torch::empty({qb, 0}, torch::kFloat32);
-    torch::Tensor best_row = torch::empty({qb, 0}, torch::kInt64);
+    RowSelection best(qb, kc);
     for (int64_t n0 = 0; n0 < n; n0 += options.reference_block) {
       const int64_t nb = std::min(options.reference_block, n - n0);
       torch::Tensor key;
@@ -187,15 +246,9 @@ KnnResult knn_search(const torch::Tensor& queries, const torch::Tensor& referenc
           key = t == 0 ? d2 : torch::max_out(key, key, d2);
         }
       }
-      auto [vals, idx] = key.topk(std::min(kc, nb), /*dim=*/1, /*largest=*/false, /*sorted=*/false);
-      best_key = torch::cat({best_key, vals}, 1);
-      best_row = torch::cat({best_row, idx.add_(n0)}, 1);
-      if (best_key.size(1) > kc) {
-        auto [keep_vals, keep_idx] = best_key.topk(kc, 1, /*largest=*/false, /*sorted=*/false);
-        best_row = best_row.gather(1, keep_idx);
-        best_key = keep_vals;
-      }
+      best.add_block(key.contiguous(), n0);
     }
+    const torch::Tensor best_row = best.rows();
     const torch::Tensor exact = exact_distances(q, ref, best_row, layout, options.metric);
     const torch::Tensor cand_ids =
         global_ids.index_select(0, best_row.reshape({-1})).view_as(best_row);
