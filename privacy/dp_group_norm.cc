@@ -43,7 +43,7 @@ torch::Tensor DPGroupNormImpl::forward(const torch::Tensor& input) {
   shape[1] = options.num_channels();
   torch::Tensor out =
       normalized * param_for_forward(weight).view(shape) + param_for_forward(bias).view(shape);
-  return capture(normalized, out);
+  return capture(capture_input ? input : normalized, out);
 }
 
 }  // namespace umbra

@@ -5,7 +5,8 @@
 // Shapes: input [B, C, *] -> output [B, C, *]; weight [C], bias [C]; C % num_groups == 0.
 // DP mode (privacy/dp_module.h): activation() = the normalised input x̂ [B, C, *] (before the
 // affine map), grad_output() = dL/dy [B, C, *]; the gradient of sample i is
-// weight: Σ_* B_i ⊙ x̂_i, bias: Σ_* B_i (per channel).
+// weight: Σ_* B_i ⊙ x̂_i, bias: Σ_* B_i (per channel). With capture_input set, activation() is
+// the input x instead (x̂ = group_norm(x) without affine; see capture_input below).
 #pragma once
 
 #include <torch/torch.h>
@@ -38,6 +39,10 @@ class DPGroupNormImpl : public torch::nn::Cloneable<DPGroupNormImpl>, public DPM
   DPGroupNormOptions options;
   torch::Tensor weight;
   torch::Tensor bias;
+  // DP mode: false (default) captures x̂; true captures the input x, which autograd keeps for
+  // group_norm's backward anyway, so the capture costs no memory (x̂ would be one more activation
+  // per layer held from the forward pass on). The clipping engine sets it and recomputes x̂.
+  bool capture_input = false;
 };
 TORCH_MODULE(DPGroupNorm);
 

@@ -23,7 +23,10 @@ torch::Tensor DPModule::capture(const torch::Tensor& activation, torch::Tensor o
   // With detached parameters and an input that needs no gradient, the output is a leaf that does
   // not require grad; making it require grad is what lets the hook below see its gradient.
   if (!output.requires_grad()) output.requires_grad_(true);
-  output.register_hook([this](const torch::Tensor& grad) { grad_output_ = grad; });
+  output.register_hook([this](const torch::Tensor& grad) {
+    grad_output_ = grad;
+    if (grad_callback_) grad_callback_(*this);
+  });
   return output;
 }
 

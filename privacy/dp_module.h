@@ -23,6 +23,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +45,13 @@ class DPModule {
   const torch::Tensor& grad_output() const { return grad_output_; }
   void clear_capture();
 
+  // Called from the output-gradient hook right after grad_output() is stored (DP mode only), on
+  // the thread that runs the backward pass. The clipping engine (privacy/clipping.h) uses it to
+  // process a layer as soon as its gradient exists and release the capture during backward.
+  void set_grad_callback(std::function<void(DPModule&)> callback) {
+    grad_callback_ = std::move(callback);
+  }
+
  protected:
   // The parameter as the functional op should see it: detached in DP mode.
   torch::Tensor param_for_forward(const torch::Tensor& p) const {
@@ -57,6 +65,7 @@ class DPModule {
   bool dp_mode_ = false;
   torch::Tensor activation_;
   torch::Tensor grad_output_;
+  std::function<void(DPModule&)> grad_callback_;
 };
 
 // Switches every DP primitive in `model` (and its submodules) in or out of DP mode.
