@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "privacy/dp_group_norm.h"
 
 namespace umbra {
 
@@ -50,6 +51,20 @@ PerSampleClipper::PerSampleClipper(torch::nn::Module& model, ClippingOptions opt
     layer_names_.push_back(name);
     layers_.push_back(module);
   }
+  // GroupNorms capture their input (free: autograd holds it) instead of x̂; captures made before
+  // this switch are dropped so that none is misread.
+  for (auto& [name, module] : primitives_) {
+    if (auto* norm = dynamic_cast<DPGroupNormImpl*>(module)) norm->capture_input = true;
+    module->clear_capture();
+  }
+  pending_.resize(layers_.size());
+  for (auto& [name, module] : primitives_) {
+    module->set_grad_callback([](DPModule& m) { m.clear_capture(); });
+  }
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    layers_[l]->set_grad_callback(
+        [this, l](DPModule&) { on_grad_output(static_cast<int64_t>(l)); });
+  }
   if (!options_.per_layer) {
     UMBRA_CHECK(options_.layer_max_grad_norms.empty(),
                 "clipping: per-layer thresholds were given but per-layer clipping is off");
@@ -77,6 +92,39 @@ double PerSampleClipper::sensitivity() const {
   return std::sqrt(sum);
 }
 
+PerSampleClipper::~PerSampleClipper() {
+  for (auto& item : primitives_) item.second->set_grad_callback(nullptr);
+}
+
+void PerSampleClipper::on_grad_output(int64_t layer) {
+  // Runs inside the backward pass: never throws for an inconsistent capture, which is left for
+  // clip_and_accumulate to report with the micro-batch size it is given.
+  DPModule& module = *layers_[layer];
+  const torch::Tensor& g = module.grad_output();
+  const int64_t k = options_.noise_multiplicity;
+  if (!g.defined() || g.dim() < 1 || g.size(0) % k != 0 || pending_[layer].work) return;
+  if (pending_samples_ < 0) pending_samples_ = g.size(0) / k;
+  if (g.size(0) != pending_samples_ * k) return;
+  process_layer(layer, pending_samples_);
+}
+
+void PerSampleClipper::process_layer(int64_t layer, int64_t num_samples) {
+  torch::NoGradGuard no_grad;
+  Pending& p = pending_[layer];
+  p.num_samples = num_samples;
+  p.work = LayerGradient::create(layer_names_[layer], *layers_[layer], num_samples,
+                                 options_.noise_multiplicity, options_.policy);
+  if (!p.work) return;
+  const auto t0 = Clock::now();
+  p.squared_norms = p.work->squared_norms().to(torch::kCPU);
+  p.norm_seconds = seconds_since(t0);
+}
+
+void PerSampleClipper::reset_pending() {
+  for (auto& p : pending_) p = Pending{};
+  pending_samples_ = -1;
+}
+
 ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
   UMBRA_CHECK(num_samples >= 0, "clip_and_accumulate: negative micro-batch size ", num_samples);
   torch::NoGradGuard no_grad;
@@ -84,30 +132,46 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
   stats.num_samples = num_samples;
   last_plan_.clear();
   const int64_t num_layers = static_cast<int64_t>(layers_.size());
+  // Whatever happens below, the next micro-batch starts from a clean state.
+  struct Cleanup {
+    PerSampleClipper* self;
+    ~Cleanup() {
+      self->reset_pending();
+      for (auto& item : self->primitives_) item.second->clear_capture();
+    }
+  } cleanup{this};
   if (num_samples == 0) {
-    for (auto& item : primitives_) item.second->clear_capture();
     stats.norms = torch::zeros({0}, torch::kDouble);
     stats.layer_norms = torch::zeros({0, num_layers}, torch::kDouble);
     return stats;
   }
-  // Primitives without a trainable parameter hold captures nobody reads.
-  for (auto& item : primitives_) {
-    if (!has_trainable_parameter(item.second)) item.second->clear_capture();
-  }
 
-  std::vector<std::unique_ptr<LayerGradient>> work(num_layers);
-  std::vector<int64_t> plan_index(num_layers, -1);
   torch::Tensor layer_sq = torch::zeros({num_samples, num_layers}, torch::kDouble);
+  std::vector<int64_t> plan_index(num_layers, -1);
   for (int64_t l = 0; l < num_layers; ++l) {
-    work[l] = LayerGradient::create(layer_names_[l], *layers_[l], num_samples,
-                                    options_.noise_multiplicity, options_.policy);
-    if (!work[l]) continue;
-    const auto t0 = Clock::now();
-    layer_sq.select(1, l).copy_(work[l]->squared_norms().to(torch::kCPU));
+    Pending& p = pending_[l];
+    if (p.num_samples < 0) {
+      process_layer(l, num_samples);  // no gradient callback ran for this layer
+    } else {
+      UMBRA_CHECK(p.num_samples == num_samples, "layer '", layer_names_[l], "' (",
+                  layers_[l]->dp_kind(), "): its output gradient holds ",
+                  p.num_samples * options_.noise_multiplicity, " rows = ", p.num_samples,
+                  " samples x K = ", options_.noise_multiplicity,
+                  ", but clip_and_accumulate was told ", num_samples,
+                  " samples (a DP primitive must run exactly once per forward pass, on all B·K "
+                  "rows)");
+    }
+    if (!p.work) continue;
+    layer_sq.select(1, l).copy_(p.squared_norms);
     plan_index[l] = static_cast<int64_t>(last_plan_.size());
-    last_plan_.push_back(work[l]->plan());
-    last_plan_.back().norm_seconds = seconds_since(t0);
+    last_plan_.push_back(p.work->plan());
+    last_plan_.back().norm_seconds = p.norm_seconds;
   }
+  UMBRA_CHECK(!last_plan_.empty(),
+              "clip_and_accumulate: no DP layer holds a gradient for this micro-batch of ",
+              num_samples,
+              " samples; construct the clipper before the DP-mode forward pass and "
+              "call this after backward()");
   stats.layer_norms = layer_sq.sqrt();
   stats.norms = layer_sq.sum(1).sqrt();
   if (!torch::isfinite(stats.norms).all().item<bool>()) {
@@ -117,33 +181,23 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
         bad << (bad.tellp() > 0 ? ", " : "") << layer_names_[l];
       }
     }
-    for (auto& w : work) w.reset();
-    for (auto& item : primitives_) item.second->clear_capture();
     UMBRA_FAIL("per-sample clipping: non-finite per-sample gradient norm in layer(s) ", bad.str(),
                " (the loss or the model diverged)");
   }
 
-  if (!options_.per_layer) {
-    const torch::Tensor c = clip_factors(stats.norms, options_.max_grad_norm);
-    stats.num_clipped = (c < 1.0).sum().item<int64_t>();
-    for (int64_t l = 0; l < num_layers; ++l) {
-      if (!work[l]) continue;
-      const auto t0 = Clock::now();
-      work[l]->add_clipped_sum(c);
-      last_plan_[plan_index[l]].sum_seconds = seconds_since(t0);
-    }
-  } else {
-    torch::Tensor clipped = torch::zeros({num_samples}, torch::kBool);
-    for (int64_t l = 0; l < num_layers; ++l) {
-      const torch::Tensor c = clip_factors(stats.layer_norms.select(1, l), thresholds_[l]);
-      clipped |= c < 1.0;
-      if (!work[l]) continue;
-      const auto t0 = Clock::now();
-      work[l]->add_clipped_sum(c);
-      last_plan_[plan_index[l]].sum_seconds = seconds_since(t0);
-    }
-    stats.num_clipped = clipped.sum().item<int64_t>();
+  torch::Tensor clipped = torch::zeros({num_samples}, torch::kBool);
+  for (int64_t l = 0; l < num_layers; ++l) {
+    const torch::Tensor c = options_.per_layer
+                                ? clip_factors(stats.layer_norms.select(1, l), thresholds_[l])
+                                : clip_factors(stats.norms, options_.max_grad_norm);
+    clipped |= c < 1.0;
+    if (!pending_[l].work) continue;
+    const auto t0 = Clock::now();
+    pending_[l].work->add_clipped_sum(c);
+    pending_[l].work.reset();
+    last_plan_[plan_index[l]].sum_seconds = seconds_since(t0);
   }
+  stats.num_clipped = clipped.sum().item<int64_t>();
   return stats;
 }
 

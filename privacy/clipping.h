@@ -18,13 +18,24 @@
 // over per-sample gradients it kept). Nothing is divided by the batch size and no noise is added
 // here: the DP optimizer step does both (privacy/dp_noise.h).
 //
-// Thread-safety: one clipper per model and thread. The model must outlive the clipper.
+// Memory: the clipper installs a gradient callback on every DP primitive (DPModule::
+// set_grad_callback), so each layer's norms are computed inside the backward pass as soon as its
+// output gradient exists; layers whose per-sample gradients are kept (or closed-form) release
+// their captures right there, and only ghost/direct layers hold (A, G) until the clipped sum.
+// It also switches the model's GroupNorms to capture their input (DPGroupNormImpl::
+// capture_input), which autograd holds anyway. Construct the clipper before the DP-mode forward
+// pass: construction drops captures made earlier.
+//
+// Thread-safety: one clipper per model and thread (the callbacks run on the thread of the
+// backward pass, which for CPU tensors is the caller's). The model must outlive the clipper;
+// the clipper's destructor removes its callbacks.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,8 +69,13 @@ class PerSampleClipper {
   // a DP primitive, any BatchNorm, or a DP primitive kind with no per-sample rule, and for bad
   // options (C <= 0, K < 1, thresholds not matching the layers).
   PerSampleClipper(torch::nn::Module& model, ClippingOptions options);
+  ~PerSampleClipper();
+  PerSampleClipper(const PerSampleClipper&) = delete;
+  PerSampleClipper& operator=(const PerSampleClipper&) = delete;
 
-  // Call after the DP-mode backward pass of a micro-batch of `num_samples` samples (B·K rows).
+  // Call after the DP-mode backward pass of a micro-batch of `num_samples` samples (B·K rows);
+  // throws umbra::Error naming a layer whose gradient rows are not num_samples · K, and when no
+  // layer holds a gradient at all.
   // Adds Σ_i c_i g_i into each trainable parameter's .grad (created as zeros when undefined;
   // existing values are kept, so micro-batches accumulate) and releases every capture. Layers
   // that received no gradient contribute g_il = 0. num_samples = 0 (an empty micro-batch) only
@@ -84,6 +100,19 @@ class PerSampleClipper {
   std::vector<DPModule*> layers_;
   std::vector<double> thresholds_;
   std::vector<LayerPlan> last_plan_;
+
+  // A layer's norms computed during the backward pass (from its gradient callback).
+  struct Pending {
+    int64_t num_samples = -1;  // -1: not processed yet
+    std::unique_ptr<LayerGradient> work;
+    torch::Tensor squared_norms;  // [B] float64
+    double norm_seconds = 0.0;
+  };
+  void on_grad_output(int64_t layer);
+  void process_layer(int64_t layer, int64_t num_samples);
+  void reset_pending();
+  std::vector<Pending> pending_;
+  int64_t pending_samples_ = -1;
 };
 
 // The table of a plan: one line per layer (name, kind, R, d, p, method, per-sample MFLOPs of both

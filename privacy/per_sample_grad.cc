@@ -274,22 +274,17 @@ class Conv2dGradient : public LayerGradient {
         /*transposed=*/false, {0, 0}, /*groups=*/1, {false, true, false}));
   }
 
-  // kDirect / kDirectKeep: g_i one sample at a time (written into kept_ or a chunk buffer).
+  // kDirect / kDirectKeep: g_i one sample at a time, kept in kept_ or reduced at once.
   void direct_norms(torch::Tensor& sq, bool keep) {
     const int64_t d = plan_.in_features, p = plan_.out_features;
     if (keep) kept_ = torch::empty({b_, p, d}, g_.options());
-    const int64_t chunk = keep ? b_ : chunk_samples(1.0 * d * p, g_.element_size(), policy_);
-    torch::Tensor buffer = keep ? kept_ : torch::empty({std::min(chunk, b_), p, d}, g_.options());
-    for (int64_t s = 0; s < b_; s += chunk) {
-      const int64_t n = std::min(chunk, b_ - s);
-      torch::Tensor rows = keep ? kept_.narrow(0, s, n) : buffer.narrow(0, 0, n);
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t first = (s + i) * k_;
-        rows[i].view({p, d}).copy_(
-            weight_gradient(g_.narrow(0, first, k_), x_.narrow(0, first, k_)).view({p, d}));
-      }
-      sq.narrow(0, s, n) += rows.view({n, -1}).pow(2).sum(1, false, torch::kDouble);
+    torch::Tensor norms = torch::empty({b_}, g_.options());
+    for (int64_t i = 0; i < b_; ++i) {
+      const torch::Tensor gi = weight_gradient(g_.narrow(0, i * k_, k_), x_.narrow(0, i * k_, k_));
+      if (keep) kept_[i].view_as(gi).copy_(gi);
+      norms[i] = gi.pow(2).sum();
     }
+    sq += norms.to(torch::kDouble);
   }
 
   // kGhost: ⟨A_iA_iᵀ, G_iG_iᵀ⟩ with A_i the unfolded input, per chunk of samples. Chosen at low
@@ -326,7 +321,8 @@ class Conv2dGradient : public LayerGradient {
 };
 
 // ---------------------------------------------------------------------------------------------
-// GroupNorm affine: A = x̂ [N, C, *], G [N, C, *]; g_i = (Σ G⊙x̂, Σ G) per channel.
+// GroupNorm affine: A = x̂ [N, C, *] (or the input, see DPGroupNormImpl::capture_input),
+// G [N, C, *]; g_i = (Σ G⊙x̂, Σ G) per channel.
 class GroupNormGradient : public LayerGradient {
  public:
   GroupNormGradient(DPGroupNormImpl& layer, int64_t num_samples, int64_t multiplicity,
@@ -350,14 +346,21 @@ class GroupNormGradient : public LayerGradient {
       sq += bias_rows_.pow(2).sum(1, false, torch::kDouble);
     }
     if (trainable(layer_.weight)) {
-      const torch::Tensor x = layer_.activation().reshape({b_ * k_, c, -1});
+      // With capture_input (set by the clipper) x̂ is recomputed from the input chunk-wise.
+      const torch::Tensor x = layer_.activation();
+      const bool recompute = layer_.capture_input;
       weight_rows_ = torch::empty({b_, c}, g.options());
       const int64_t chunk =
-          chunk_samples(static_cast<double>(plan_.rows * c), g.element_size(), policy_);
+          chunk_samples(2.0 * static_cast<double>(plan_.rows * c), g.element_size(), policy_);
       for (int64_t s = 0; s < b_; s += chunk) {
         const int64_t n = std::min(chunk, b_ - s);
+        const torch::Tensor rows = x.narrow(0, s * k_, n * k_);
+        const torch::Tensor normalized =
+            recompute
+                ? torch::group_norm(rows, layer_.options.num_groups(), {}, {}, layer_.options.eps())
+                : rows;
         weight_rows_.narrow(0, s, n).copy_(
-            (g.narrow(0, s * k_, n * k_) * x.narrow(0, s * k_, n * k_))
+            (g.narrow(0, s * k_, n * k_) * normalized.reshape({n * k_, c, -1}))
                 .sum(2)
                 .view({n, k_, c})
                 .sum(1));
