@@ -77,7 +77,7 @@ SplitData load_split(const std::string& dir, const std::string& split) {
   out.labels.reserve(static_cast<size_t>(sm.count));
   out.ids.reserve(static_cast<size_t>(sm.count));
   for (const ShardSummary& entry : sm.shards) {
-    ShardData shard = read_listed_shard(dir, manifest, entry, false);
+    ShardData shard = read_listed_shard(dir, manifest, entry, true);
     out.images.insert(out.images.end(), shard.images.begin(), shard.images.end());
     out.labels.insert(out.labels.end(), shard.labels.begin(), shard.labels.end());
     out.ids.insert(out.ids.end(), shard.ids.begin(), shard.ids.end());

@@ -11,8 +11,11 @@
 //
 // Readers validate everything (dtype, rank, shape against the attributes, counts, label range,
 // duplicate ids, storage, content hash) and throw umbra::Error naming the file and what was
-// expected; a malformed file never crashes the process. All functions take the HDF5 lock
-// (data/hdf5_util.h) and may be called from any thread, one at a time.
+// expected. Caveat found by fuzzing: libhdf5 1.10 itself can overrun memory on deliberately
+// crafted files (attribute and heap decoding) before Umbra sees any data, so datasets are read
+// through load_split/verify_dataset, which check each file's SHA-256 against the manifest
+// before libhdf5 opens it; read_shard on an untrusted file relies on libhdf5 alone. All functions
+// take the HDF5 lock (data/hdf5_util.h) and may be called from any thread, one at a time.
 #pragma once
 
 #include <cstdint>
