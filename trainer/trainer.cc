@@ -145,6 +145,9 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
               ae_opts.image_size, "x", ae_opts.image_size);
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
 
+  // Weight initialisation draws from LibTorch's global generator: seed it from run.seed so a
+  // run is reproducible and N ranks start from the weights 1 rank would (rank 0's are broadcast).
+  torch::manual_seed(seed);
   AutoencoderTask ae_task(cfg, test_split);
   if (cfg.stage == "autoencoder" || cfg.stage == "both") {
     const auto& t = cfg.autoencoder.train;
@@ -174,6 +177,7 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
     spdlog::info("prior: latent scale factor {:.5f} from {}", scale, scale_source);
     set.latents = set.latents * scale;
     auto latents = std::make_shared<const LatentSet>(std::move(set));
+    torch::manual_seed(seed + 1);
     PriorTask prior_task(cfg, autoencoder, scale);
     const auto& t = cfg.prior.train;
     auto sampler = std::make_shared<EpochSampler>(latents->count(), t.batch_size, seed);
