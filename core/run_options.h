@@ -13,6 +13,7 @@ struct RunOptions {
   std::string dir = "runs";
   int64_t seed = 0;
   std::string resume = "auto";
+  bool log_sample_ids = false;
 
   // The run directory: <dir>/<name>.
   std::string path() const { return dir + "/" + name; }
@@ -26,6 +27,10 @@ struct RunOptions {
     v("resume", resume,
       "auto: continue from the newest complete checkpoint if any; never: refuse an existing run "
       "directory; or a checkpoint path");
+    v("log_sample_ids", log_sample_ids,
+      "Every rank appends '<global step> <id> <id> ...' per step to "
+      "<run>/<stage>/sample_ids.rank<R>.txt (for checking that resumed epochs see every sample "
+      "once); '# resume <step>' marks a resume");
   }
 };
 

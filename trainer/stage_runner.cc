@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "comm/gradient_sync.h"
 #include "comm/parameter_broadcast.h"
@@ -10,6 +11,7 @@
 #include "core/log.h"
 #include "monitoring/training_metrics.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dp_step.h"
 #include "trainer/optimizer.h"
 #include "trainer/progress.h"
 #include "trainer/sample_random.h"
@@ -49,6 +51,15 @@ double clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>
     }
   }
   return norm;
+}
+
+// Appends a micro-batch's sample ids to the step's line of the sample-id log.
+void log_ids(std::ofstream& out, const Batch& batch, bool first_of_step) {
+  if (first_of_step) out << batch.global_step;
+  if (!batch.ids.defined()) return;
+  const auto ids = batch.ids.contiguous();
+  const int64_t* p = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < ids.numel(); ++i) out << ' ' << p[i];
 }
 
 // Which checkpoint to resume from, decided on rank 0.
@@ -103,13 +114,14 @@ void load_module_weights(torch::nn::Module& module, const TensorMap& weights,
 
 StageRunner::StageRunner(const StageContext& ctx, StageTask& task, const StageTrainOptions& options,
                          std::shared_ptr<const Sampler> sampler, SourceFactory make_source,
-                         nlohmann::json extra_state)
+                         nlohmann::json extra_state, StagePrivacy privacy)
     : ctx_(ctx),
       task_(task),
       opts_(options),
       sampler_(std::move(sampler)),
       make_source_(std::move(make_source)),
-      extra_state_(std::move(extra_state)) {}
+      extra_state_(std::move(extra_state)),
+      privacy_(std::move(privacy)) {}
 
 std::string StageRunner::stage_dir() const { return ctx_.run_dir + "/" + task_.name(); }
 
@@ -170,15 +182,62 @@ StageResult StageRunner::run() {
                 ": checkpoint was trained with run.seed=", sampler_state.seed,
                 " but the configuration says ", seed);
     result.checkpoint = state["checkpoint"].get<std::string>();
+    privacy_.resume_from(state.value("privacy", nlohmann::json()), result.checkpoint);
     if (rank == 0) {
       spdlog::info("{}: resuming from {} at step {}", task_.name(), result.checkpoint, start);
     }
   }
   result.final_step = start;
+  result.privacy = privacy_.to_json();
   if (start >= opts_.max_steps) return result;
 
-  GradientSync sync(comm, params, GradientSyncOptions::from(cfg.comm));
-  auto source = make_source_(sampler_state, opts_.max_steps - start);
+  // The privacy budget decides how far this call may go.
+  int64_t stop_at = opts_.max_steps;
+  const bool dp = privacy_.enabled;
+  const PrivacyOptions& popts = privacy_.options;
+  if (dp) {
+    const int64_t allowed = privacy_.accountant.steps_until(
+        popts.target_epsilon, popts.delta, privacy_.noise_multiplier, privacy_.sample_rate,
+        opts_.max_steps - start);
+    const double spent = privacy_.accountant.epsilon(popts.delta);
+    UMBRA_CHECK(allowed > 0, task_.name(), ": the privacy budget is spent: epsilon = ", spent,
+                " at delta = ", popts.delta, "; one more step (sigma = ", privacy_.noise_multiplier,
+                ", q = ", privacy_.sample_rate,
+                ") would exceed privacy.target_epsilon = ", popts.target_epsilon,
+                ". Nothing was trained.");
+    stop_at = start + allowed;
+    if (rank == 0) {
+      spdlog::info(
+          "{}: DP-SGD sigma={:.4f} ({}), C={}, q={:.6f} (expected batch {}), K={}, {} clipping, "
+          "{} noise; epsilon so far {:.4f} of {} (delta {})",
+          task_.name(), privacy_.noise_multiplier, privacy_.noise_multiplier_source,
+          popts.max_grad_norm, privacy_.sample_rate, popts.expected_batch_size,
+          privacy_.noise_multiplicity, popts.clipping, popts.secure_mode ? "secure" : "seeded",
+          spent, popts.target_epsilon, popts.delta);
+      if (stop_at < opts_.max_steps) {
+        spdlog::warn("{}: the privacy budget allows {} more steps: stopping at step {} of {}",
+                     task_.name(), allowed, stop_at, opts_.max_steps);
+      }
+    }
+  }
+
+  GradientSyncOptions sync_options = GradientSyncOptions::from(cfg.comm);
+  sync_options.use_hooks = !dp;  // DP hands in clipped, noised sums itself
+  GradientSync sync(comm, params, sync_options);
+  std::unique_ptr<DpGradient> dp_grad;
+  if (dp) {
+    const uint64_t noise_seed = step_seed(seed, RngStream::kNoise, task_.name()[0] == 'p' ? 2 : 1);
+    dp_grad = std::make_unique<DpGradient>(model, params, popts, privacy_.noise_multiplicity,
+                                           privacy_.noise_multiplier,
+                                           sampler_->expected_batch_size(), noise_seed, rank);
+  }
+  std::ofstream id_log;
+  if (cfg.run.log_sample_ids) {
+    id_log.open(stage_dir() + "/sample_ids.rank" + std::to_string(rank) + ".txt", std::ios::app);
+    UMBRA_CHECK(id_log.good(), stage_dir(), "/sample_ids.rank", rank, ".txt: cannot open");
+    if (start > 0) id_log << "# resume " << start << "\n";
+  }
+  auto source = make_source_(sampler_state, stop_at - start);
   TrainingMetrics metrics =
       ctx_.metrics ? TrainingMetrics(*ctx_.metrics, rank, task_.name()) : TrainingMetrics();
   Progress progress(task_.name(), start, opts_.max_steps, rank == 0 && ctx_.progress);
@@ -189,6 +248,7 @@ StageResult StageRunner::run() {
   double window_images = 0;
   auto window_start = Clock::now();
   double images_per_s = 0;
+  int64_t window_dp_samples = 0, window_dp_clipped = 0;
 
   auto write_checkpoint_now = [&](int64_t next_step) {
     const auto t0 = Clock::now();
@@ -202,6 +262,7 @@ StageResult StageRunner::run() {
                  {"step", next_step},
                  {"sampler", {{"seed", s.seed}, {"epoch", s.epoch}, {"step", s.step}}},
                  {"config_hash", config_digest},
+                 {"privacy", privacy_.to_json()},
                  {"world_size", comm.size()},
                  {"umbra_version", "0.1.0"}};
       for (const auto& kv : extra_state_.items()) c.state[kv.key()] = kv.value();
@@ -235,28 +296,62 @@ StageResult StageRunner::run() {
   };
 
   int64_t step = start;
-  for (; step < opts_.max_steps; ++step) {
+  for (; step < stop_at; ++step) {
     comm.set_step(step);
     torch::manual_seed(step_seed(seed, RngStream::kDropout, step, rank));
     const auto step_start = Clock::now();
 
-    PhaseTimer data_timer(metrics.phase(StepPhase::kData));
-    std::optional<Batch> batch = source->next();
-    UMBRA_ASSERT(batch.has_value(), "batch source ended before max_steps");
-    data_timer.stop();
-    UMBRA_ASSERT(batch->last_of_step(), "non-private steps take one micro-batch per rank");
-
-    optimizer.zero_grad();
-    PhaseTimer forward_timer(metrics.phase(StepPhase::kForward));
-    const torch::Tensor losses = task_.per_sample_loss(*batch, batch->global_step, 1);
-    const torch::Tensor loss_sum = losses.sum();
-    forward_timer.stop();
-    PhaseTimer backward_timer(metrics.phase(StepPhase::kBackward));
-    loss_sum.backward();
-    backward_timer.stop();
+    int64_t step_samples = 0;
+    double local_loss_sum = 0;
+    DpStepStats dp_stats;
+    if (dp) {
+      dp_grad->begin_step();
+      // A step is one Poisson logical batch: this rank's micro-batches, the last one marked.
+      for (bool more = true; more;) {
+        PhaseTimer data_timer(metrics.phase(StepPhase::kData));
+        std::optional<Batch> batch = source->next();
+        UMBRA_ASSERT(batch.has_value(), "batch source ended before the last step");
+        data_timer.stop();
+        more = !batch->last_of_step();
+        const int64_t b = batch->size();
+        if (id_log.is_open()) log_ids(id_log, *batch, batch->micro_index == 0);
+        step_samples += b;
+        if (b == 0) continue;  // an empty Poisson batch: the step is noise only
+        PhaseTimer forward_timer(metrics.phase(StepPhase::kForward));
+        const torch::Tensor losses =
+            task_.per_sample_loss(*batch, batch->global_step, privacy_.noise_multiplicity);
+        forward_timer.stop();
+        local_loss_sum += losses.detach().sum().item<double>();
+        PhaseTimer backward_timer(metrics.phase(StepPhase::kBackward));
+        dp_grad->accumulate(losses, b);
+        backward_timer.stop();
+      }
+    } else {
+      PhaseTimer data_timer(metrics.phase(StepPhase::kData));
+      std::optional<Batch> batch = source->next();
+      UMBRA_ASSERT(batch.has_value(), "batch source ended before max_steps");
+      data_timer.stop();
+      UMBRA_ASSERT(batch->last_of_step(), "non-private steps take one micro-batch per rank");
+      if (id_log.is_open()) log_ids(id_log, *batch, true);
+      step_samples = batch->size();
+      optimizer.zero_grad();
+      PhaseTimer forward_timer(metrics.phase(StepPhase::kForward));
+      const torch::Tensor losses = task_.per_sample_loss(*batch, batch->global_step, 1);
+      const torch::Tensor loss_sum = losses.sum();
+      forward_timer.stop();
+      PhaseTimer backward_timer(metrics.phase(StepPhase::kBackward));
+      loss_sum.backward();
+      backward_timer.stop();
+      local_loss_sum = loss_sum.item<double>();
+    }
+    if (id_log.is_open()) id_log << "\n";
     PhaseTimer allreduce_timer(metrics.phase(StepPhase::kAllreduce));
-    sync.finish(global_batch);
-    const double loss = comm.all_reduce_sum(loss_sum.item<double>(), "loss") / global_batch;
+    if (dp) {
+      dp_stats = dp_grad->finish(sync, step);
+    } else {
+      sync.finish(global_batch);
+    }
+    const double loss = comm.all_reduce_sum(local_loss_sum, "loss") / global_batch;
     allreduce_timer.stop();
     UMBRA_CHECK(std::isfinite(loss), task_.name(), " loss became ", loss, " at step ", step,
                 "; stopping without writing a checkpoint (the last good one is ",
@@ -264,19 +359,29 @@ StageResult StageRunner::run() {
                 "). Lower the learning rate or check the data.");
 
     PhaseTimer clip_timer(metrics.phase(StepPhase::kClip));
-    const double grad_norm = clip_global_norm(params, opts_.grad_clip);
+    // Under DP the gradient is already clipped per sample and noised; norm clipping the noisy
+    // average would only bias it.
+    const double grad_norm = clip_global_norm(params, dp ? 0.0 : opts_.grad_clip);
     clip_timer.stop();
     PhaseTimer optimizer_timer(metrics.phase(StepPhase::kOptimizer));
     const double lr = learning_rate(opts_.optimizer, step, opts_.max_steps);
     optimizer.step(lr);
     ema.update(params);
     optimizer_timer.stop();
+    if (dp) {
+      privacy_.accountant.add_steps(task_.name(), privacy_.noise_multiplier, privacy_.sample_rate,
+                                    1);
+      metrics.dp_samples.inc(static_cast<double>(dp_stats.samples));
+      metrics.dp_clipped_samples.inc(static_cast<double>(dp_stats.clipped));
+      window_dp_samples += dp_stats.samples;
+      window_dp_clipped += dp_stats.clipped;
+    }
 
     const double step_s = seconds_since(step_start);
     window_images += global_batch;
     const double stall = source->stall_seconds();
     metrics.steps.inc();
-    metrics.samples.inc(static_cast<double>(batch->size()));
+    metrics.samples.inc(static_cast<double>(step_samples));
     metrics.data_stall_seconds.inc(stall - stall_before);
     stall_before = stall;
     metrics.loss.set(loss);
@@ -284,13 +389,25 @@ StageResult StageRunner::run() {
     metrics.grad_norm.set(grad_norm);
     (void)step_s;
 
-    const bool last = step + 1 == opts_.max_steps;
+    const bool last = step + 1 == stop_at;
     if ((step + 1) % opts_.log_every == 0 || last) {
       images_per_s = window_images / std::max(seconds_since(window_start), 1e-9);
       metrics.images_per_second.set(images_per_s);
       window_images = 0;
       window_start = Clock::now();
-      progress.update(step, loss, images_per_s, std::nullopt);
+      std::optional<double> epsilon;
+      double clip_fraction = 0;
+      if (dp) {
+        epsilon = privacy_.accountant.epsilon(popts.delta);
+        metrics.dp_epsilon.set(*epsilon);
+        metrics.dp_target_epsilon.set(popts.target_epsilon);
+        // Clip fraction over all ranks' samples of the window.
+        const double n = comm.all_reduce_sum(static_cast<double>(window_dp_samples), "dp samples");
+        const double c = comm.all_reduce_sum(static_cast<double>(window_dp_clipped), "dp clipped");
+        clip_fraction = n > 0 ? c / n : 0.0;
+        window_dp_samples = window_dp_clipped = 0;
+      }
+      progress.update(step, loss, images_per_s, epsilon);
       if (ctx_.jsonl) {
         StepRecord r;
         r.stage = task_.name();
@@ -302,6 +419,10 @@ StageResult StageRunner::run() {
         r.images_per_s = images_per_s;
         r.extra["grad_norm"] = grad_norm;
         r.extra["data_stall_s"] = stall;
+        if (dp) {
+          r.epsilon = epsilon;
+          r.extra["clip_fraction"] = clip_fraction;
+        }
         ctx_.jsonl->write(r);
       }
     }
@@ -311,8 +432,17 @@ StageResult StageRunner::run() {
     if ((step + 1) % cfg.checkpoint.every_steps == 0 || last) write_checkpoint_now(step + 1);
   }
   progress.finish();
+  if (dp && rank == 0 && stop_at < opts_.max_steps) {
+    spdlog::warn(
+        "{}: stopped at step {} of {}: the next step would take epsilon above "
+        "privacy.target_epsilon = {} (spent {:.4f})",
+        task_.name(), stop_at, opts_.max_steps, popts.target_epsilon,
+        privacy_.accountant.epsilon(popts.delta));
+  }
   result.steps = step - start;
   result.final_step = step;
+  result.budget_stop = stop_at < opts_.max_steps;
+  result.privacy = privacy_.to_json();
   result.seconds = seconds_since(run_start);
   result.images_per_s = static_cast<double>(result.steps) * global_batch / result.seconds;
   return result;

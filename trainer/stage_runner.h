@@ -7,6 +7,11 @@
 // checkpoints to <run>/<stage>/checkpoints/step_<n>; resume restores model, EMA, optimizer and the
 // sampler state, so a resumed run continues bit-identically on the same world size and threads.
 //
+// With privacy enabled (StagePrivacy), each step is a DP-SGD step instead (trainer/dp_step.h):
+// the rank's Poisson micro-batches -> per-sample clipped sums -> noise once (rank 0) ->
+// all-reduce / q·N -> optimizer -> EMA; the accountant records every step, checkpoints carry its
+// history, and the stage stops (saying so) before a step that would exceed the target ε.
+//
 // A non-finite loss stops the stage with umbra::Error naming the step and the last good
 // checkpoint; nothing is written after the loss went bad.
 #pragma once
@@ -20,6 +25,7 @@
 #include "monitoring/jsonl_log.h"
 #include "monitoring/metrics.h"
 #include "trainer/batch_source.h"
+#include "trainer/stage_privacy.h"
 #include "trainer/stage_task.h"
 
 namespace umbra {
@@ -44,13 +50,16 @@ struct StageResult {
   double seconds = 0;         // wall time of this call
   double images_per_s = 0;    // global throughput of this call
   nlohmann::json evaluation;  // figures of the last evaluation
+  nlohmann::json privacy;     // StagePrivacy::to_json() after the last step
+  bool budget_stop = false;   // stopped before max_steps: the privacy budget is spent
 };
 
 class StageRunner {
  public:
   StageRunner(const StageContext& ctx, StageTask& task, const StageTrainOptions& options,
               std::shared_ptr<const Sampler> sampler, SourceFactory make_source,
-              nlohmann::json extra_state = nlohmann::json::object());
+              nlohmann::json extra_state = nlohmann::json::object(),
+              StagePrivacy privacy = StagePrivacy());
 
   // Trains until options.max_steps, resuming from the newest complete checkpoint of the stage
   // (unless run.resume is "never" or names another checkpoint).
@@ -68,6 +77,7 @@ class StageRunner {
   std::shared_ptr<const Sampler> sampler_;
   SourceFactory make_source_;
   nlohmann::json extra_state_;
+  StagePrivacy privacy_;
 };
 
 // Copies `weights` into module's parameters and buffers by name; throws umbra::Error naming

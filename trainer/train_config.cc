@@ -11,6 +11,12 @@ void TrainConfig::validate() const {
   UMBRA_CHECK(!data.path.empty(),
               "config key 'data.path': expected the dataset directory written "
               "by `umbra pack`, got nothing");
+  // A scale computed as 1/std of the training latents is a statistic of the private data that
+  // no accountant covers: under DP the scale must be fixed in advance (or from public data).
+  UMBRA_CHECK(!privacy.enabled || prior.model.scale_factor > 0,
+              "config key 'prior.scale_factor': 0 (compute 1/std of the training latents) reads "
+              "the private data outside the privacy accounting; with privacy.enabled set a fixed "
+              "value (e.g. 1.0, or the value of a non-private run on public data)");
 }
 
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -13,6 +13,7 @@
 #include "models/prior_options.h"
 #include "models/samplers.h"
 #include "monitoring/monitoring_options.h"
+#include "privacy/privacy_options.h"
 #include "trainer/optimizer.h"
 
 namespace umbra {
@@ -84,6 +85,7 @@ struct TrainConfig {
   AutoencoderStageOptions autoencoder;
   PriorStageOptions prior;
   CheckpointOptions checkpoint;
+  PrivacyOptions privacy;
   CommOptions comm;
   MonitoringOptions monitoring;
 
@@ -96,6 +98,7 @@ struct TrainConfig {
     v.section("data", data);
     v.section("autoencoder", autoencoder);
     v.section("prior", prior);
+    v.section("privacy", privacy);
     v.section("checkpoint", checkpoint);
     v.section("comm", comm);
     v.section("monitoring", monitoring);

@@ -10,6 +10,7 @@
 #include "monitoring/prometheus_exporter.h"
 #include "monitoring/training_metrics.h"
 #include "trainer/checkpoint.h"
+#include "trainer/stage_privacy.h"
 #include "trainer/stage_runner.h"
 
 namespace fs = std::filesystem;
@@ -58,6 +59,25 @@ void prepare_run_dir(const TrainConfig& cfg, const std::string& run_dir) {
 }
 
 double latent_std(const torch::Tensor& latents) { return latents.std().item<double>(); }
+
+// Non-private stages draw fixed-size batches from an epoch permutation; DP stages draw Poisson
+// batches of expected size privacy.expected_batch_size (DESIGN.md §4, §5).
+std::shared_ptr<const Sampler> stage_sampler(const TrainConfig& cfg, int64_t batch_size,
+                                             int64_t num_samples, uint64_t seed) {
+  if (!cfg.privacy.enabled) return std::make_shared<EpochSampler>(num_samples, batch_size, seed);
+  return std::make_shared<PoissonSampler>(num_samples, cfg.privacy.sample_rate(num_samples), seed);
+}
+
+int64_t physical_batch(const TrainConfig& cfg) {
+  return cfg.privacy.enabled ? cfg.privacy.max_physical_batch : 0;
+}
+
+nlohmann::json stage_summary(const StageResult& r) {
+  return {{"steps", r.steps},           {"final_step", r.final_step},
+          {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
+          {"checkpoint", r.checkpoint}, {"evaluation", r.evaluation},
+          {"privacy", r.privacy},       {"budget_stop", r.budget_stop}};
+}
 
 }  // namespace
 
@@ -149,23 +169,34 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
   // run is reproducible and N ranks start from the weights 1 rank would (rank 0's are broadcast).
   torch::manual_seed(seed);
   AutoencoderTask ae_task(cfg, test_split);
+  const int64_t n_train = train_split->count();
   if (cfg.stage == "autoencoder" || cfg.stage == "both") {
     const auto& t = cfg.autoencoder.train;
-    auto sampler = std::make_shared<EpochSampler>(train_split->count(), t.batch_size, seed);
-    StageRunner runner(ctx, ae_task, t, sampler, [&](const SamplerState& start, int64_t steps) {
-      LoaderSpec spec{rank, comm.size(), start, 0, steps};
-      return std::make_unique<ImageSource>(train_split, sampler, cfg.data, spec);
-    });
+    auto sampler = stage_sampler(cfg, t.batch_size, n_train, seed);
+    // σ (when calibrated) covers both stages' steps: one σ for the whole run.
+    const int64_t planned = t.max_steps + (cfg.stage == "both" ? cfg.prior.train.max_steps : 0);
+    StagePrivacy privacy =
+        plan_stage_privacy(cfg.privacy, "autoencoder", n_train, 1, nullptr, planned);
+    StageRunner runner(
+        ctx, ae_task, t, sampler,
+        [&](const SamplerState& start, int64_t steps) {
+          LoaderSpec spec{rank, comm.size(), start, physical_batch(cfg), steps};
+          return std::make_unique<ImageSource>(train_split, sampler, cfg.data, spec);
+        },
+        nlohmann::json::object(), std::move(privacy));
     const StageResult r = runner.run();
-    outcome.summary["autoencoder"] = {
-        {"steps", r.steps},           {"final_step", r.final_step},
-        {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
-        {"checkpoint", r.checkpoint}, {"evaluation", r.evaluation}};
+    outcome.summary["autoencoder"] = stage_summary(r);
+    UMBRA_CHECK(!r.budget_stop || cfg.stage == "autoencoder",
+                "autoencoder: the privacy budget ran out before the last autoencoder step, so "
+                "none is left for the prior; raise privacy.target_epsilon or the noise, or train "
+                "fewer steps");
   }
   if (cfg.stage == "prior" || cfg.stage == "both") {
     Autoencoder autoencoder = ae_task.model();
-    on_all_ranks(comm, "loading the stage-1 autoencoder",
-                 [&] { StageRunner::load_final_weights(run_dir + "/autoencoder", *autoencoder); });
+    nlohmann::json ae_state;
+    on_all_ranks(comm, "loading the stage-1 autoencoder", [&] {
+      ae_state = StageRunner::load_final_weights(run_dir + "/autoencoder", *autoencoder);
+    });
     LatentSet set = encode_split(*autoencoder, *train_split, comm);
     double scale = cfg.prior.model.scale_factor;
     std::string scale_source = "prior.scale_factor (fixed in the configuration)";
@@ -180,19 +211,22 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
     torch::manual_seed(seed + 1);
     PriorTask prior_task(cfg, autoencoder, scale);
     const auto& t = cfg.prior.train;
-    auto sampler = std::make_shared<EpochSampler>(latents->count(), t.batch_size, seed);
-    StageRunner runner(ctx, prior_task, t, sampler,
-                       [&](const SamplerState& start, int64_t steps) {
-                         LoaderSpec spec{rank, comm.size(), start, 0, steps};
-                         return std::make_unique<LatentSource>(latents, sampler, spec);
-                       },
-                       {{"scale_factor", scale}, {"scale_factor_source", scale_source}});
+    auto sampler = stage_sampler(cfg, t.batch_size, latents->count(), seed);
+    StagePrivacy privacy = plan_stage_privacy(
+        cfg.privacy, "prior", latents->count(), cfg.privacy.noise_multiplicity,
+        // A checkpoint that predates the privacy record counts as trained without DP.
+        ae_state.value("privacy", nlohmann::json{{"enabled", false}}), t.max_steps);
+    StageRunner runner(
+        ctx, prior_task, t, sampler,
+        [&](const SamplerState& start, int64_t steps) {
+          LoaderSpec spec{rank, comm.size(), start, physical_batch(cfg), steps};
+          return std::make_unique<LatentSource>(latents, sampler, spec);
+        },
+        {{"scale_factor", scale}, {"scale_factor_source", scale_source}}, std::move(privacy));
     const StageResult r = runner.run();
-    outcome.summary["prior"] = {
-        {"steps", r.steps},           {"final_step", r.final_step},
-        {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
-        {"checkpoint", r.checkpoint}, {"evaluation", r.evaluation},
-        {"scale_factor", scale},      {"scale_factor_source", scale_source}};
+    outcome.summary["prior"] = stage_summary(r);
+    outcome.summary["prior"]["scale_factor"] = scale;
+    outcome.summary["prior"]["scale_factor_source"] = scale_source;
   }
   comm.barrier("end of training");
   if (rank == 0) {
