@@ -14,6 +14,7 @@ struct MonitoringOptions {
   std::string bind = "127.0.0.1";
   bool required = false;
   bool jsonl = true;
+  double linger_s = 0.0;
 
   template <class V>
   void visit(V& v) {
@@ -30,6 +31,10 @@ struct MonitoringOptions {
       "Fail at start when a rank cannot bind its port; otherwise warn and train without that "
       "rank's endpoint");
     v("jsonl", jsonl, "Rank 0 appends one JSON object per logged step to <run>/metrics.jsonl");
+    v("linger_s", linger_s,
+      "Seconds each rank keeps serving its final metrics after training ends, so Prometheus "
+      "scrapes the last values of a job shorter than a few scrape intervals (0 = stop at once)",
+      InRange{0, 3600});
   }
 };
 

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -94,7 +96,7 @@ std::string advertised_address(const std::string& bind, int port) {
 
 PrometheusExporter::PrometheusExporter(std::shared_ptr<const MetricRegistry> registry,
                                        const MonitoringOptions& options, int local_rank)
-    : bind_(options.bind.empty() ? "0.0.0.0" : options.bind) {
+    : bind_(options.bind.empty() ? "0.0.0.0" : options.bind), linger_s_(options.linger_s) {
   UMBRA_ASSERT(registry != nullptr, "PrometheusExporter needs a registry");
   const int requested = exporter_port(options, local_rank);
   try {
@@ -116,7 +118,14 @@ PrometheusExporter::PrometheusExporter(std::shared_ptr<const MetricRegistry> reg
                requested == 0 ? " (port chosen by the system)" : "");
 }
 
-PrometheusExporter::~PrometheusExporter() = default;
+PrometheusExporter::~PrometheusExporter() {
+  if (!serving() || !(linger_s_ > 0)) return;
+  spdlog::info(
+      "monitoring: serving the final metrics on http://{}/metrics for {} s more "
+      "(monitoring.linger_s)",
+      host_port(bind_, port_), linger_s_);
+  std::this_thread::sleep_for(std::chrono::duration<double>(linger_s_));
+}
 
 std::string PrometheusExporter::address() const {
   return serving() ? advertised_address(bind_, port_) : std::string();

@@ -12,7 +12,9 @@
 // the constructor throws umbra::Error naming the address.
 //
 // Scrapes run on the server's thread and read the registry through MetricRegistry::snapshot(); the
-// registry is shared so it outlives the last scrape. Destruction stops and joins that thread.
+// registry is shared so it outlives the last scrape. Destruction first keeps serving for
+// monitoring.linger_s seconds (default 0; lets Prometheus take the final values of a short job),
+// then stops and joins that thread.
 #pragma once
 
 #include <memory>
@@ -42,6 +44,7 @@ class PrometheusExporter {
   std::unique_ptr<MetricsHttpServer> server_;
   std::string bind_;
   int port_ = 0;
+  double linger_s_ = 0.0;
 };
 
 // The port a rank asks for: port_base + local_rank, or 0 (any free port) when port_base is 0.
