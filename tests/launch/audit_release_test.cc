@@ -86,6 +86,14 @@ const Fixture& fixture() {
     fs::create_directories(x.root);
     const int lock = ::open((x.root / "lock").c_str(), O_CREAT | O_RDWR, 0644);
     ::flock(lock, LOCK_EX);
+    // Fixtures of earlier builds of the binary.
+    for (const auto& e : fs::directory_iterator(fs::current_path())) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("audit_fixture_", 0) == 0 && e.path() != x.root) {
+        std::error_code ec;
+        fs::remove_all(e.path(), ec);
+      }
+    }
     if (!fs::exists(x.root / "done")) {
       fs::remove_all(x.data);
       fs::remove_all(x.root / "runs");
@@ -277,6 +285,54 @@ TEST(ReleaseVerb, RefusesAFailedAuditUnlessForced) {
                     &status);
   EXPECT_EQ(status, 1) << log;
   EXPECT_NE(log.find("no audit"), std::string::npos) << log;
+  fs::remove_all(tmp);
+}
+
+// A DP run: the privacy block read from the real trainer's checkpoints, ε recomputed from the
+// composed history of both stages, and the card and report saying so.
+TEST(ReleaseVerb, DpRunCarriesTheComposedEpsilon) {
+  const Fixture& f = fixture();
+  const fs::path tmp = temp_dir("dp");
+  int status = 0;
+  std::string log = run_command(
+      umbra_cmd("train --config " + std::string(UMBRA_SOURCE_DIR) +
+                "/configs/tiny_test.yaml data.path=" + f.data.string() +
+                " run.dir=" + tmp.string() +
+                " run.name=dp privacy.enabled=true privacy.target_epsilon=10 "
+                "privacy.delta=1e-4 privacy.expected_batch_size=16 prior.scale_factor=1.0"),
+      &status);
+  ASSERT_EQ(status, 0) << log;
+  log = run_command(
+      umbra_cmd("audit --run " + (tmp / "dp").string() + " --samples 60 --quick --no-quality"),
+      &status);
+  ASSERT_EQ(status, 0) << log;
+  const nlohmann::json s = read_json(tmp / "dp/audit/summary.json");
+  ASSERT_TRUE(s["privacy"]["dp"].get<bool>()) << s["privacy"].dump(2);
+  const double eps = s["privacy"]["epsilon"].get<double>();
+  EXPECT_GT(eps, 0);
+  EXPECT_LE(eps, 10.0 * (1 + 1e-9));
+  EXPECT_NEAR(eps, s["privacy"]["epsilon_recorded"].get<double>(), 1e-6 * eps);
+  ASSERT_EQ(s["privacy"]["history"].size(), 2u) << s["privacy"].dump(2);
+  EXPECT_EQ(s["privacy"]["history"][0]["stage"], "autoencoder");
+  EXPECT_EQ(s["privacy"]["history"][1]["stage"], "prior");
+  EXPECT_EQ(s["gates"][2]["name"], "accounting");
+  EXPECT_TRUE(s["gates"][2]["passed"].get<bool>()) << s["gates"].dump(2);
+
+  log = run_command(
+      umbra_cmd("release --run " + (tmp / "dp").string() + " --out " + (tmp / "bundle").string()),
+      &status);
+  ASSERT_EQ(status, 0) << log;
+  const nlohmann::json report = read_json(tmp / "bundle/privacy_report.json");
+  EXPECT_DOUBLE_EQ(report["epsilon"].get<double>(), eps);
+  EXPECT_DOUBLE_EQ(report["delta"].get<double>(), 1e-4);
+  EXPECT_EQ(report["accountant"], "rdp");
+  EXPECT_EQ(report["stages"]["autoencoder"]["steps"], 4);
+  EXPECT_EQ(report["stages"]["prior"]["steps"], 4);
+  EXPECT_TRUE(report["stages"]["prior"]["noise_multiplier"].is_number());
+  std::ifstream card_in(tmp / "bundle/MODEL_CARD.md");
+  const std::string card((std::istreambuf_iterator<char>(card_in)), {});
+  EXPECT_NE(card.find("-differential privacy**"), std::string::npos) << card;
+  EXPECT_NE(card.find("one training image"), std::string::npos) << card;
   fs::remove_all(tmp);
 }
 
