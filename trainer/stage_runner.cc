@@ -9,6 +9,7 @@
 #include "comm/parameter_broadcast.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "monitoring/run_report.h"
 #include "monitoring/training_metrics.h"
 #include "trainer/checkpoint.h"
 #include "trainer/dp_step.h"
@@ -272,6 +273,12 @@ StageResult StageRunner::run() {
       metrics.checkpoint_last_time.set(
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count());
+      // The report is for people; a failure to write it must not cost the run.
+      try {
+        write_run_report(ctx_.run_dir);
+      } catch (const Error& e) {
+        spdlog::warn("report.html not updated: {}", e.what());
+      }
     }
   };
 

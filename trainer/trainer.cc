@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "comm/parameter_broadcast.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "monitoring/file_sd.h"
@@ -193,10 +194,16 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
   }
   if (cfg.stage == "prior" || cfg.stage == "both") {
     Autoencoder autoencoder = ae_task.model();
+    // Rank 0 reads the stage-1 checkpoint (only it writes checkpoints, so only it is sure to see
+    // the newest one without a shared file system) and every rank takes its weights and state.
     nlohmann::json ae_state;
     on_all_ranks(comm, "loading the stage-1 autoencoder", [&] {
-      ae_state = StageRunner::load_final_weights(run_dir + "/autoencoder", *autoencoder);
+      if (rank == 0) {
+        ae_state = StageRunner::load_final_weights(run_dir + "/autoencoder", *autoencoder);
+      }
     });
+    ae_state = nlohmann::json::parse(comm.all_gather_strings(ae_state.dump(), "stage-1 state")[0]);
+    broadcast_parameters(comm, *autoencoder);
     LatentSet set = encode_split(*autoencoder, *train_split, comm);
     double scale = cfg.prior.model.scale_factor;
     std::string scale_source = "prior.scale_factor (fixed in the configuration)";
