@@ -195,6 +195,14 @@ void write_sample_grid(const std::string& path, const torch::Tensor& images,
   save_image_grid(path, torch::stack(rows), 10);
 }
 
+std::function<void(int64_t, double)> epoch_progress(const std::string& what, int64_t epochs) {
+  const auto t0 = Clock::now();
+  return [what, epochs, t0](int64_t epoch, double accuracy) {
+    spdlog::info("audit: {}: epoch {}/{}, validation accuracy {:.3f} ({:.1f} s)", what, epoch,
+                 epochs, accuracy, seconds_since(t0));
+  };
+}
+
 }  // namespace
 
 void AuditOptions::resolve() {
@@ -360,6 +368,7 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
     copt.epochs = o.classifier_epochs;
     copt.num_classes = train.meta.num_classes();
     copt.seed = o.seed;
+    copt.on_epoch = epoch_progress("feature classifier", copt.epochs);
     spdlog::info(
         "audit: quality: training the feature classifier on {} real training images "
         "({} epoch(s))",
@@ -382,6 +391,7 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
       dopt.epochs = o.downstream_epochs;
       dopt.num_classes = classes;
       dopt.seed = o.seed + 1;
+      dopt.on_epoch = epoch_progress("downstream CNN", dopt.epochs);
       spdlog::info("audit: quality: downstream CNN on {} samples ({} epoch(s))", o.samples,
                    dopt.epochs);
       const DownstreamResult dr =

@@ -98,6 +98,7 @@ TrainedClassifier train_downstream_classifier(const torch::Tensor& images,
     }
     const double acc = classifier_accuracy(out.model, x_val, y_val);
     out.validation_accuracy.push_back(acc);
+    if (options.on_epoch) options.on_epoch(epoch, acc);
     if (best.empty() || acc > out.best_validation_accuracy) {
       out.best_validation_accuracy = acc;
       out.best_epoch = epoch;

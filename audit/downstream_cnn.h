@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace umbra {
@@ -51,6 +52,8 @@ struct ClassifierOptions {
   double validation_fraction = 0.1;  // of the training images, held out to choose the epoch
   int64_t num_classes = 10;
   uint64_t seed = 0;
+  // Called after each epoch with (epoch (1-based), validation accuracy), e.g. for progress lines.
+  std::function<void(int64_t, double)> on_epoch;
 };
 
 struct TrainedClassifier {

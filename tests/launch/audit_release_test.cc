@@ -336,6 +336,31 @@ TEST(ReleaseVerb, DpRunCarriesTheComposedEpsilon) {
   fs::remove_all(tmp);
 }
 
+// Unredacted worst pairs show training images: the audit writes them when asked, the release
+// leaves them out.
+TEST(ReleaseVerb, LeavesOutUnredactedWorstPairs) {
+  const Fixture& f = fixture();
+  const fs::path tmp = temp_dir("unredacted");
+  int status = 0;
+  std::string log = run_command(
+      umbra_cmd("audit --run " + f.run.string() + " --samples 40 --quick --no-quality " +
+                "--include-training-images --out " + (tmp / "audit").string()),
+      &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_FALSE(read_json(tmp / "audit/summary.json")["memorization"]["training_images_redacted"]
+                   .get<bool>());
+  EXPECT_TRUE(fs::is_regular_file(tmp / "audit/worst_pairs.png"));
+  log = run_command(umbra_cmd("release --run " + f.run.string() + " --audit " +
+                              (tmp / "audit").string() + " --out " + (tmp / "bundle").string()),
+                    &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_FALSE(fs::exists(tmp / "bundle/audit/worst_pairs.png"));
+  EXPECT_TRUE(fs::is_regular_file(tmp / "bundle/audit/summary.json"));
+  log = run_command(umbra_cmd("release --verify " + (tmp / "bundle").string()), &status);
+  EXPECT_EQ(status, 0) << log;
+  fs::remove_all(tmp);
+}
+
 TEST(AuditVerb, BadInputIsAClearError) {
   const Fixture& f = fixture();
   const fs::path tmp = temp_dir("bad");
