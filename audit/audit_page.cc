@@ -132,7 +132,7 @@ std::string audit_html(const nlohmann::json& s) {
     << "<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}"
        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:4px "
        "8px;text-align:left}.PASS{color:#070;font-weight:bold}.FAIL{color:#b00;font-weight:"
-       "bold}img{image-rendering:pixelated;max-width:100%}</style></head><body>\n";
+       "bold}img{image-rendering:pixelated;max-width:100%}img.px{zoom:2}</style></head><body>\n";
   h << "<h1>Audit of " << html_escape(str(s["run"])) << "</h1>\n";
   h << "<p>Created " << html_escape(str(s["created"])) << " by " << html_escape(str(s["tool"]))
     << " on " << str(s["world_size"]) << " rank(s). Verdict: <span class=\""
@@ -161,7 +161,7 @@ std::string audit_html(const nlohmann::json& s) {
 
   h << "<h2>Samples</h2>\n<p>" << str(at(s, {"samples", "count"}))
     << " class-balanced samples; up to 10 per class shown.</p>\n"
-    << "<img src=\"samples.png\" alt=\"sample grid\">\n";
+    << "<img class=\"px\" src=\"samples.png\" alt=\"sample grid\">\n";
 
   h << "<h2>Memorisation</h2>\n<table><tr><th></th><th>flag rate</th></tr><tr><td>generated</td>"
     << "<td>" << flag_line(mem["generated"]) << "</td></tr><tr><td>held-out null</td><td>"
@@ -171,7 +171,7 @@ std::string audit_html(const nlohmann::json& s) {
     << str(mem["training_images"])
     << " training images. Worst pairs (generated | nearest training image"
     << (mem["training_images_redacted"] == false ? "" : ", redacted: grey tile with its id")
-    << "):</p>\n<img src=\"worst_pairs.png\" alt=\"worst pairs\">\n";
+    << "):</p>\n<img class=\"px\" src=\"worst_pairs.png\" alt=\"worst pairs\">\n";
 
   h << "<h2>Membership inference</h2>\n<table><tr><th>score</th><th>AUC</th><th>TPR@1%FPR</th>"
        "<th>TPR@0.1%FPR</th><th>members / non-members</th></tr>\n";
