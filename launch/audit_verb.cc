@@ -63,7 +63,9 @@ void add_audit(CLI::App& app) {
       "Epochs of the FID-proxy feature classifier on the real training set (default 5)");
   cmd->add_option("--downstream-epochs", o->downstream_epochs,
                   "Epochs of the DPDM downstream CNN on the samples (default 50)");
-  cmd->add_flag("--no-quality{false}", o->quality, "Skip the quality metrics");
+  cmd->add_flag_callback(
+      "--no-quality", [o] { o->quality = false; },
+      "Skip the quality metrics (FID-proxy, precision/recall, downstream accuracy)");
   cmd->footer(audit_gates_help() +
               "\nWrites <out>/summary.json (all figures, the run's privacy block, the gates with "
               "pass/fail and why),\n<out>/index.html and its pictures. Exit status 0 when the "
