@@ -12,7 +12,8 @@
 #    steps: the key biases have an identically zero gradient (softmax is invariant to a shift of
 #    all keys; sqrt(v) ~ 1e-12 after 20 steps), so their values are noise (1-3e-4 apart). Two
 #    1-rank runs of the same binary already differ by up to 6.9e-5 in a few single weights
-#    (float results depend on buffer alignment); 2 and 3 ranks stay inside that noise floor.
+#    (not pinned down; likely reductions whose rounding depends on buffer alignment); 2 and 3
+#    ranks stay inside that noise floor.
 #    The bound still catches real errors (a wrong sample or normalisation moves every tensor
 #    by >= 1e-3).
 # The prior runs on top of a stage-1 autoencoder trained once on 1 rank and copied into each run.
