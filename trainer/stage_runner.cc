@@ -234,6 +234,7 @@ StageResult StageRunner::run() {
   }
   std::ofstream id_log;
   if (cfg.run.log_sample_ids) {
+    fs::create_directories(stage_dir());
     id_log.open(stage_dir() + "/sample_ids.rank" + std::to_string(rank) + ".txt", std::ios::app);
     UMBRA_CHECK(id_log.good(), stage_dir(), "/sample_ids.rank", rank, ".txt: cannot open");
     if (start > 0) id_log << "# resume " << start << "\n";
@@ -351,7 +352,8 @@ StageResult StageRunner::run() {
       backward_timer.stop();
       local_loss_sum = loss_sum.item<double>();
     }
-    if (id_log.is_open()) id_log << "\n";
+    // Flushed per step: a killed rank's log must show every step it took.
+    if (id_log.is_open()) id_log << std::endl;
     PhaseTimer allreduce_timer(metrics.phase(StepPhase::kAllreduce));
     if (dp) {
       dp_stats = dp_grad->finish(sync, step);

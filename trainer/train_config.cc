@@ -13,7 +13,7 @@ void TrainConfig::validate() const {
               "by `umbra pack`, got nothing");
   // A scale computed as 1/std of the training latents is a statistic of the private data that
   // no accountant covers: under DP the scale must be fixed in advance (or from public data).
-  UMBRA_CHECK(!privacy.enabled || prior.model.scale_factor > 0,
+  UMBRA_CHECK(!privacy.enabled || stage == "autoencoder" || prior.model.scale_factor > 0,
               "config key 'prior.scale_factor': 0 (compute 1/std of the training latents) reads "
               "the private data outside the privacy accounting; with privacy.enabled set a fixed "
               "value (e.g. 1.0, or the value of a non-private run on public data)");
