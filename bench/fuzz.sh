@@ -73,7 +73,15 @@ for t in "${targets[@]}"; do
   touch "$dir/.start"
   echo "== fuzz_$t for ${seconds}s (log: $dir/fuzz.log)"
   status=0
-  "$exe" "${args[@]}" >"$dir/fuzz.log" 2>&1 || status=$?
+  asan=${ASAN_OPTIONS:-}
+  if [[ $t == shard ]]; then
+    # libhdf5 1.10.8 mallocs absurd sizes from corrupt headers (and handles the NULL) and leaks on
+    # failed opens (see tests/fuzz/fuzz_shard.cc): let malloc fail and skip leak checks so the
+    # run reaches Umbra's own validation instead of stopping at those known libhdf5 reports.
+    asan="allocator_may_return_null=1:detect_leaks=0${asan:+:$asan}"
+    args=(-detect_leaks=0 "${args[@]}")
+  fi
+  ASAN_OPTIONS=$asan "$exe" "${args[@]}" >"$dir/fuzz.log" 2>&1 || status=$?
   last=$(grep -E '^#[0-9]+: cov:' "$dir/fuzz.log" | tail -1)
   runs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
   cov=$(grep -oE 'cov: [0-9]+' <<<"$last" | awk '{print $2}')

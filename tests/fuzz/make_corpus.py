@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the safetensors fuzz target into tests/fuzz/corpus/safetensors/.
+"""Writes seed inputs of the fuzz targets into tests/fuzz/corpus/<target>/.
 
-Small valid files (every dtype, empty and scalar tensors, metadata, padded and unpadded
-headers) give libFuzzer a structure to mutate. Run from anywhere; the output is committed."""
+safetensors: small valid files (every dtype, empty and scalar tensors, metadata, padded and
+unpadded headers). idx: small IDX image and label files, raw and gzip. (The shard seeds are real
+shards written by `umbra pack idx` from the idx seeds; see tests/fuzz/corpus/shard/README.)
+They give libFuzzer a structure to mutate. Run from anywhere; the output is committed."""
+import gzip
 import json
 import os
 import struct
@@ -42,8 +45,31 @@ SEEDS = {
     "rank4": safetensors([("conv.weight", "F32", [2, 1, 2, 2]), ("conv.bias", "F32", [2])]),
 }
 
+
+
+def idx(dims, type_code=0x08):
+    """An IDX file of unsigned bytes 0, 1, 2, ... with the given dimensions."""
+    n = 1
+    for d in dims:
+        n *= d
+    head = struct.pack(">HBB", 0, type_code, len(dims)) + b"".join(struct.pack(">I", d) for d in dims)
+    return head + bytes(i % 256 for i in range(n))
+
+
+IDX_SEEDS = {
+    "images_3x28x28.idx": idx([3, 28, 28]),
+    "labels_3.idx": idx([3]),
+    "images_2x4x4.idx.gz": gzip.compress(idx([2, 4, 4]), mtime=0),
+    "labels_empty.idx": idx([0]),
+}
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     for name, blob in SEEDS.items():
         with open(os.path.join(OUT, name + ".safetensors"), "wb") as f:
+            f.write(blob)
+    idx_out = os.path.join(HERE, "corpus", "idx")
+    os.makedirs(idx_out, exist_ok=True)
+    for name, blob in IDX_SEEDS.items():
+        with open(os.path.join(idx_out, name), "wb") as f:
             f.write(blob)
