@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "core/html_escape.h"
+
 namespace umbra {
 namespace {
 
@@ -34,29 +36,6 @@ std::string str(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "-";
   return v.dump();
-}
-
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 std::string flag_line(const nlohmann::json& side) {

@@ -8,6 +8,7 @@
 
 #include "audit/text_file.h"
 #include "core/check.h"
+#include "core/html_escape.h"
 
 namespace umbra {
 namespace {
@@ -31,29 +32,6 @@ std::vector<std::pair<double, bool>> pooled(const std::vector<double>& members,
   for (double s : nonmembers) all.emplace_back(s, false);
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return all;
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 std::string fmt(double v, const char* format = "%.1f") {
@@ -144,7 +122,7 @@ std::string roc_svg(const MembershipResult& result, const std::string& title, in
       << "\" viewBox=\"0 0 " << size << " " << size << "\" font-family=\"sans-serif\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << size / 2 << "\" y=\"18\" text-anchor=\"middle\" font-size=\"13\">"
-      << xml_escape(title) << "</text>\n"
+      << html_escape(title) << "</text>\n"
       << "<rect x=\"" << fmt(x0) << "\" y=\"" << fmt(py(1)) << "\" width=\"" << fmt(plot)
       << "\" height=\"" << fmt(plot) << "\" fill=\"none\" stroke=\"black\"/>\n"
       << "<line x1=\"" << fmt(px(0)) << "\" y1=\"" << fmt(py(0)) << "\" x2=\"" << fmt(px(1))

@@ -54,33 +54,6 @@ std::string coordinate(double v) { return fixed(v, 1); }
 
 }  // namespace
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::vector<double> nice_ticks(double lo, double hi, int target_count) {
   UMBRA_ASSERT(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, "nice_ticks range [", lo, ", ",
                hi, "]");

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "core/html_escape.h"
+
 namespace umbra {
 
 struct ChartSeries {
@@ -41,8 +43,5 @@ std::string svg_line_chart(const std::vector<ChartSeries>& series, const ChartOp
 // "Nice" tick positions covering [lo, hi]: about `target_count` values, a multiple of
 // 1, 2 or 5 x 10^k apart, first <= lo and last >= hi. lo == hi gives ticks around the value.
 std::vector<double> nice_ticks(double lo, double hi, int target_count = 5);
-
-// Text with &, <, >, " and ' replaced by entities, for HTML and SVG text and attributes.
-std::string html_escape(const std::string& text);
 
 }  // namespace umbra
