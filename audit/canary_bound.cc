@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "core/check.h"
-#include "core/rng.h"
 
 namespace umbra {
 namespace {
@@ -85,16 +84,6 @@ double one_run_epsilon_lower_bound(int64_t m, int64_t r, int64_t v, double beta,
     (one_run_p_value(m, r, v, mid, delta) < beta ? lo : hi) = mid;
   }
   return lo;
-}
-
-std::vector<bool> canary_inclusion(uint64_t seed, int64_t m) {
-  UMBRA_CHECK(m >= 0, "canary_inclusion: count must be >= 0, got ", m);
-  std::vector<bool> included(static_cast<size_t>(m));
-  const uint64_t stream = rng_stream(RngStream::kCanary, 0);
-  for (int64_t j = 0; j < m; ++j) {
-    included[j] = rng_uniform(seed, stream, static_cast<uint64_t>(j)) < 0.5;
-  }
-  return included;
 }
 
 CanaryGuesses guess_canaries(const std::vector<double>& scores, const std::vector<bool>& included,

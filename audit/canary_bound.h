@@ -30,6 +30,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "data/canaries.h"  // canary_inclusion: the coins the trainer flips
+
 namespace umbra {
 
 // P[Binomial(r, p) >= v] for 0 <= p <= 1 (log-space sum, accurate far into the tails).
@@ -42,9 +44,6 @@ double one_run_p_value(int64_t m, int64_t r, int64_t v, double eps, double delta
 // eps_lb at confidence 1 - beta (see above). Requires 0 < beta < 1.
 double one_run_epsilon_lower_bound(int64_t m, int64_t r, int64_t v, double beta = 0.05,
                                    double delta = 0);
-
-// Inclusion coins of canaries 0..m-1 from the sealed seed (stream kCanary, counter = j).
-std::vector<bool> canary_inclusion(uint64_t seed, int64_t m);
 
 struct CanaryGuesses {
   int64_t m = 0;              // canaries

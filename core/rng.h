@@ -17,7 +17,7 @@ enum class RngStream : uint16_t {
   kPermutation = 1,  // epoch permutation, low bits = epoch
   kPoisson = 2,      // Poisson inclusion, low bits = step
   kAugment = 3,      // horizontal flips, low bits = step
-  kCanary = 4,       // canary inclusion coin flips
+  kCanary = 4,       // canaries: low bits 0 inclusion coins, 1 + j canary j (data/canaries.h)
   kSplit = 5,        // train/test split when packing folders
   kTraining = 6,     // per-sample training randomness (t, noise, label dropout), low bits = step
   kEvaluation = 7,   // evaluation draws (dequantisation, ELBO samples)
