@@ -7,6 +7,7 @@ namespace umbra {
 
 void TrainConfig::validate() const {
   autoencoder.model.validate();
+  data.canaries.validate();
   prior.model.validate();
   UMBRA_CHECK(!data.path.empty(),
               "config key 'data.path': expected the dataset directory written "
@@ -30,6 +31,15 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 
 std::string resolved_yaml(const TrainConfig& cfg) {
   return "# Resolved Umbra configuration (every key, defaults included).\n" + options_to_yaml(cfg);
+}
+
+std::string public_yaml(const TrainConfig& cfg) {
+  TrainConfig redacted = cfg;
+  const bool sealed = redacted.data.canaries.seed >= 0;
+  redacted.data.canaries.seed = -1;
+  return resolved_yaml(redacted) +
+         (sealed ? "# data.canaries.seed is redacted (-1): it is the canary audit's secret.\n"
+                 : "");
 }
 
 std::string config_hash(const TrainConfig& cfg) {

@@ -8,6 +8,7 @@
 #include "comm/comm_options.h"
 #include "core/config.h"
 #include "core/run_options.h"
+#include "data/canaries.h"
 #include "data/loader.h"
 #include "models/autoencoder_options.h"
 #include "models/prior_options.h"
@@ -77,11 +78,22 @@ struct CheckpointOptions {
   }
 };
 
+// Section `data`: the loader's keys (data/loader.h) plus data.canaries (data/canaries.h), which
+// the trainer alone applies (the loader never sees canaries: they are appended to the split).
+struct TrainDataOptions : DataOptions {
+  CanaryOptions canaries;
+  template <class V>
+  void visit(V& v) {
+    DataOptions::visit(v);
+    v.section("canaries", canaries);
+  }
+};
+
 struct TrainConfig {
   RunOptions run;
   std::string stage = "both";
   int64_t threads = 0;  // intra-op threads per rank; 0 = cores / local ranks
-  DataOptions data;
+  TrainDataOptions data;
   AutoencoderStageOptions autoencoder;
   PriorStageOptions prior;
   CheckpointOptions checkpoint;
@@ -114,5 +126,9 @@ TrainConfig load_train_config(const std::string& path, const std::vector<std::st
 // The resolved configuration as YAML (what <run>/config.yaml holds) and its SHA-256.
 std::string resolved_yaml(const TrainConfig& cfg);
 std::string config_hash(const TrainConfig& cfg);
+
+// resolved_yaml with data.canaries.seed replaced by -1: what may be published (a release). The
+// seed decides which canaries were trained on; published, it would void the canary audit.
+std::string public_yaml(const TrainConfig& cfg);
 
 }  // namespace umbra

@@ -6,6 +6,7 @@
 #include "comm/parameter_broadcast.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "data/canaries.h"
 #include "monitoring/file_sd.h"
 #include "monitoring/jsonl_log.h"
 #include "monitoring/prometheus_exporter.h"
@@ -73,6 +74,74 @@ int64_t physical_batch(const TrainConfig& cfg) {
   return cfg.privacy.enabled ? cfg.privacy.max_physical_batch : 0;
 }
 
+// data.canaries (data/canaries.h): the training split with the included canaries appended, the
+// same on every rank (a pure function of the configuration and the data). *record gets what
+// <run>/canaries.json holds.
+std::shared_ptr<const SplitData> add_canaries(const CanaryOptions& o,
+                                              std::shared_ptr<const SplitData> train,
+                                              const SplitData* test, nlohmann::json* record) {
+  const SplitData canaries = make_canaries(o, train->meta, test);
+  const std::vector<bool> included = canary_inclusion(static_cast<uint64_t>(o.seed), o.count);
+  auto augmented = std::make_shared<const SplitData>(with_canaries(*train, canaries, included));
+  const int64_t n_included = augmented->count() - train->count();
+  // The seed is the audit's secret: canaries.json stays in the run directory; `umbra release`
+  // publishes neither this file nor the seed (audit/release_run.cc uses public_yaml()).
+  *record = {{"count", o.count},
+             {"kind", o.kind},
+             {"seed", o.seed},
+             {"included", n_included},
+             {"id_base", kCanaryIdBase},
+             {"dataset_images", train->count()},
+             {"train_images", augmented->count()}};
+  return augmented;
+}
+
+// A run's canaries cannot change once it has a checkpoint: the checkpoints were trained on that
+// training set (and its N is in their privacy accounting). Checked against <run>/canaries.json
+// (absent: no canaries) before config.yaml is rewritten. Rank 0.
+void check_canaries_unchanged(const std::string& run_dir, const CanaryOptions& o) {
+  const std::string path = run_dir + "/canaries.json";
+  const bool trained = find_latest_checkpoint(run_dir + "/autoencoder").has_value() ||
+                       find_latest_checkpoint(run_dir + "/prior").has_value();
+  if (!trained) return;
+  nlohmann::json before = {{"count", 0}};
+  if (fs::exists(path)) {
+    try {
+      before = nlohmann::json::parse(std::ifstream(path));
+    } catch (const nlohmann::json::exception& e) {
+      UMBRA_FAIL(path, ": not valid JSON: ", e.what());
+    }
+  }
+  const int64_t count = before.value("count", int64_t{0});
+  const std::string kind = before.value("kind", std::string());
+  const int64_t seed = before.value("seed", int64_t{-1});
+  const bool same = count == o.count && (count == 0 || (kind == o.kind && seed == o.seed));
+  std::string before_text = "no canaries";
+  if (count > 0) {
+    before_text = "count " + std::to_string(count) + ", kind " + kind +
+                  (count == o.count && kind == o.kind ? ", another data.canaries.seed" : "") +
+                  "; see " + path;
+  }
+  UMBRA_CHECK(same, run_dir, ": data.canaries (count ", o.count, ", kind ", o.kind,
+              ") differs from what this run's checkpoints were trained with (", before_text,
+              "); keep data.canaries.count/kind/seed as they were, or start a new run.name");
+}
+
+// Writes <run>/canaries.json (or removes a stale one when the run has no canaries). Rank 0.
+void write_canaries_record(const std::string& run_dir, const nlohmann::json& record) {
+  const std::string path = run_dir + "/canaries.json";
+  if (record.is_null()) {
+    fs::remove(path);
+    return;
+  }
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp);
+  out << record.dump(2) << "\n";
+  out.close();
+  UMBRA_CHECK(out.good(), tmp, ": write failed");
+  fs::rename(tmp, path);
+}
+
 nlohmann::json stage_summary(const StageResult& r) {
   return {{"steps", r.steps},           {"final_step", r.final_step},
           {"seconds", r.seconds},       {"images_per_s", r.images_per_s},
@@ -123,7 +192,10 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
   const std::string& run_dir = outcome.run_dir;
   comm.check_same_on_all_ranks("config hash", config_hash(cfg));
   on_all_ranks(comm, "preparing the run directory", [&] {
-    if (rank == 0) prepare_run_dir(cfg, run_dir);
+    if (rank == 0) {
+      check_canaries_unchanged(run_dir, cfg.data.canaries);
+      prepare_run_dir(cfg, run_dir);
+    }
   });
   init_logging(rank, run_dir + "/logs");
   spdlog::info("run {} on {} rank(s) ({} backend), {} intra-op thread(s) per rank", run_dir,
@@ -153,10 +225,35 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
                    jsonl.get(), true};
 
   std::shared_ptr<const SplitData> train_split, test_split;
+  const CanaryOptions& canary_opts = cfg.data.canaries;
+  nlohmann::json canaries;  // null: no canaries
   on_all_ranks(comm, "opening the data", [&] {
     train_split = Loader::load(cfg.data, "train");
     if (rank == 0) test_split = Loader::load(cfg.data, "test");
+    if (canary_opts.enabled()) {
+      // Every rank builds the same augmented split (relabel canaries come from the test split).
+      std::shared_ptr<const SplitData> test = test_split;
+      if (!test && canary_opts.kind == "relabel") test = Loader::load(cfg.data, "test");
+      const int64_t n_data = train_split->count();
+      train_split = add_canaries(canary_opts, train_split, test.get(), &canaries);
+      if (rank == 0) {
+        spdlog::info(
+            "canaries: {} of {} '{}' canaries included (ids {}+j): training on {} + {} = {} "
+            "images",
+            canaries["included"].get<int64_t>(), canary_opts.count, canary_opts.kind, kCanaryIdBase,
+            n_data, canaries["included"].get<int64_t>(), train_split->count());
+      }
+    }
   });
+  on_all_ranks(comm, "recording the canaries", [&] {
+    if (rank == 0) write_canaries_record(run_dir, canaries);
+  });
+  // What each stage's state.json records (the seed stays out: it is in config.yaml).
+  nlohmann::json canary_state = nullptr;
+  if (!canaries.is_null()) {
+    canary_state = canaries;
+    canary_state.erase("seed");
+  }
   const auto& meta = train_split->meta;
   const auto& ae_opts = cfg.autoencoder.model;
   UMBRA_CHECK(meta.channels == ae_opts.in_channels && meta.height == ae_opts.image_size &&
@@ -170,6 +267,8 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
   // run is reproducible and N ranks start from the weights 1 rank would (rank 0's are broadcast).
   torch::manual_seed(seed);
   AutoencoderTask ae_task(cfg, test_split);
+  // N of the privacy accounting (q = expected batch / N) and of the samplers: the training set
+  // as trained on, i.e. the dataset plus the included canaries.
   const int64_t n_train = train_split->count();
   if (cfg.stage == "autoencoder" || cfg.stage == "both") {
     const auto& t = cfg.autoencoder.train;
@@ -184,7 +283,9 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
           LoaderSpec spec{rank, comm.size(), start, physical_batch(cfg), steps};
           return std::make_unique<ImageSource>(train_split, sampler, cfg.data, spec);
         },
-        nlohmann::json::object(), std::move(privacy));
+        canary_state.is_null() ? nlohmann::json::object()
+                               : nlohmann::json{{"canaries", canary_state}},
+        std::move(privacy));
     const StageResult r = runner.run();
     outcome.summary["autoencoder"] = stage_summary(r);
     UMBRA_CHECK(!r.budget_stop || cfg.stage == "autoencoder",
@@ -223,17 +324,23 @@ TrainOutcome train(const TrainConfig& cfg, Communicator& comm) {
         cfg.privacy, "prior", latents->count(), cfg.privacy.noise_multiplicity,
         // A checkpoint that predates the privacy record counts as trained without DP.
         ae_state.value("privacy", nlohmann::json{{"enabled", false}}), t.max_steps);
+    nlohmann::json prior_extra = {{"scale_factor", scale}, {"scale_factor_source", scale_source}};
+    if (!canary_state.is_null()) prior_extra["canaries"] = canary_state;
     StageRunner runner(
         ctx, prior_task, t, sampler,
         [&](const SamplerState& start, int64_t steps) {
           LoaderSpec spec{rank, comm.size(), start, physical_batch(cfg), steps};
           return std::make_unique<LatentSource>(latents, sampler, spec);
         },
-        {{"scale_factor", scale}, {"scale_factor_source", scale_source}}, std::move(privacy));
+        prior_extra, std::move(privacy));
     const StageResult r = runner.run();
     outcome.summary["prior"] = stage_summary(r);
     outcome.summary["prior"]["scale_factor"] = scale;
     outcome.summary["prior"]["scale_factor_source"] = scale_source;
+  }
+  if (!canaries.is_null()) {
+    canaries.erase("seed");
+    outcome.summary["canaries"] = canaries;
   }
   comm.barrier("end of training");
   if (rank == 0) {
