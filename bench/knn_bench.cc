@@ -16,6 +16,7 @@
 #include <string>
 
 #include "audit/knn.h"
+#include "core/pixels.h"
 #include "data/idx.h"
 
 namespace {
@@ -30,11 +31,9 @@ torch::Tensor fmnist(const std::string& prefix, int64_t count) {
   const std::string dir = umbra::kFashionMnistDir;
   const umbra::IdxImages idx = umbra::read_idx_pair(dir + "/" + prefix + "-images-idx3-ubyte.gz",
                                                     dir + "/" + prefix + "-labels-idx1-ubyte.gz");
-  const torch::Tensor all = torch::from_blob(const_cast<uint8_t*>(idx.images.data()),
-                                             {idx.count(), 1, idx.height, idx.width}, torch::kUInt8)
-                                .to(torch::kFloat32)
-                                .div(127.5)
-                                .sub(1.0);
+  const torch::Tensor all = umbra::pixels_to_model(
+      torch::from_blob(const_cast<uint8_t*>(idx.images.data()),
+                       {idx.count(), 1, idx.height, idx.width}, torch::kUInt8));
   // Repeat when more images are asked for than the file holds (the timing only needs the shape).
   return all.repeat({(count + idx.count() - 1) / idx.count(), 1, 1, 1}).narrow(0, 0, count);
 }

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "core/check.h"
+#include "core/pixels.h"
 
 namespace umbra {
 namespace {
@@ -129,8 +130,7 @@ torch::Tensor to_bytes(const torch::Tensor& images, const std::string& what) {
               images.scalar_type());
   torch::NoGradGuard no_grad;
   // NaN is drawn as 0 (mid gray) rather than left to an undefined float -> uint8 cast.
-  const torch::Tensor x = torch::nan_to_num(images.detach().to(torch::kDouble), 0.0).clamp(-1, 1);
-  return ((x + 1) * 127.5 + 0.5).floor().clamp(0, 255).to(torch::kByte).to(torch::kCPU);
+  return model_to_pixels(images).to(torch::kCPU);
 }
 
 torch::Tensor grid_of(const torch::Tensor& images, int64_t nrow, int64_t padding,

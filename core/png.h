@@ -42,8 +42,8 @@ PngImage read_png(const std::string& path);
 // between the tiles. Image i sits in grid row i / nrow, column i % nrow, with its top-left pixel
 // at (padding + row * (H + padding), padding + col * (W + padding)).
 //   images: [N, C, H, W], N >= 1, C = 1 (gray) or 3 (RGB), on any device, either
-//     - floating point in [-1, 1] (values outside are clamped): byte = floor((v + 1) * 127.5 + 0.5)
-//       i.e. -1 -> 0, 0 -> 128, 1 -> 255; or
+//     - floating point in model space (core/pixels.h): byte = clamp(floor((v + 1) * 128), 0, 255),
+//       i.e. -1 -> 0, 0 -> 128, 1 -> 255, NaN -> 128; or
 //     - uint8 in [0, 255], used as is.
 // Returns uint8 [C, N_rows * (H + padding) + padding, ncol * (W + padding) + padding] on the CPU.
 torch::Tensor make_image_grid(const torch::Tensor& images, int64_t nrow, int64_t padding = 2);

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/check.h"
+#include "core/pixels.h"
 #include "core/rng.h"
 
 namespace umbra {
@@ -13,7 +14,7 @@ constexpr int64_t kPadSide = 32;
 const std::array<float, 256>& pixel_table() {
   static const std::array<float, 256> table = [] {
     std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[v] = static_cast<float>(v / 127.5 - 1.0);
+    for (int v = 0; v < 256; ++v) t[v] = pixel_to_model_value(static_cast<uint8_t>(v));
     return t;
   }();
   return table;

@@ -1,10 +1,10 @@
 // Turning sample positions of an in-memory split into model-ready tensors.
 //
-// uint8 pixel v becomes v / 127.5 - 1, so 0 -> -1 and 255 -> 1. pad_to_32 centres each image
-// in a 32x32 canvas filled with -1 (the value of a black pixel): top = (32 - H) / 2,
-// left = (32 - W) / 2. hflip mirrors sample `id` at global step `step` iff
-// rng_uniform(seed, rng_stream(kAugment, step), id) < 0.5 - a pure function, so every rank
-// and every resumed run flips the same images.
+// uint8 pixel x becomes (x + 0.5) / 128 - 1, the centre of its bin (core/pixels.h). pad_to_32
+// centres each image in a 32x32 canvas filled with -1, the value the autoencoder pads with
+// (models/autoencoder.h; padding is not data): top = (32 - H) / 2, left = (32 - W) / 2. hflip
+// mirrors sample `id` at global step `step` iff rng_uniform(seed, rng_stream(kAugment, step), id) <
+// 0.5 - a pure function, so every rank and every resumed run flips the same images.
 #pragma once
 
 #include <torch/torch.h>

@@ -2,7 +2,7 @@
 // AutoencoderKL (DESIGN.md §6), built only from DP-aware primitives.
 //
 // Data convention: images enter as float [B, in_channels, image_size, image_size] in [-1, 1]
-// (see models/elbo.h for the exact pixel mapping). They are padded with -1 to sample_size, encoded
+// (core/pixels.h has the exact pixel mapping). They are padded with -1 to sample_size, encoded
 // to a diagonal Gaussian posterior q(z|x) = N(mean, exp(logvar)) on latents
 // [B, z_channels, latent_size, latent_size] (latent_size = sample_size / f, f = 4 by default), and
 // decoded to the mean of a Gaussian likelihood p(x|z) = N(decode(z), exp(s)·I) over the

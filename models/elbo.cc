@@ -10,12 +10,6 @@ namespace {
 
 const double kLogHalfBins = std::log(128.0);  // v = w/128 − 1
 
-void check_pixels(const torch::Tensor& pixels) {
-  UMBRA_CHECK(pixels.scalar_type() == torch::kUInt8 && pixels.dim() == 4,
-              "pixels: expected uint8 [B, C, H, W], got ", pixels.scalar_type(), " ",
-              pixels.sizes());
-}
-
 torch::Tensor latent_noise(const torch::Tensor& like, at::Generator& gen) {
   return torch::randn(like.sizes(), gen, torch::kFloat32).to(like.options());
 }
@@ -23,21 +17,6 @@ torch::Tensor latent_noise(const torch::Tensor& like, at::Generator& gen) {
 int64_t image_dims(const torch::Tensor& v) { return v.size(1) * v.size(2) * v.size(3); }
 
 }  // namespace
-
-torch::Tensor pixels_to_model(const torch::Tensor& pixels) {
-  check_pixels(pixels);
-  return (pixels.to(torch::kFloat32) + 0.5) / 128.0 - 1.0;
-}
-
-torch::Tensor dequantize_pixels(const torch::Tensor& pixels, at::Generator& gen) {
-  check_pixels(pixels);
-  const torch::Tensor u = torch::rand(pixels.sizes(), gen, torch::kFloat32).to(pixels.device());
-  return (pixels.to(torch::kFloat32) + u) / 128.0 - 1.0;
-}
-
-torch::Tensor model_to_pixels(const torch::Tensor& v) {
-  return torch::floor((v + 1.0) * 128.0).clamp(0, 255).to(torch::kUInt8);
-}
 
 torch::Tensor negative_elbo_nats(AutoencoderImpl& model, const torch::Tensor& v,
                                  int64_t num_samples, at::Generator& gen) {

@@ -1,9 +1,7 @@
 // Pixel convention and likelihood evaluation of the autoencoder (DESIGN.md §6, issue 3).
 //
-// The pixel convention, defined here once:
-//   pixels x ∈ {0, …, 255} (uint8). Dequantised data y = (x + u)/256 ∈ [0, 1), u ~ U[0, 1)^D.
-//   Model space v = 2y − 1 = (x + u)/128 − 1 ∈ [−1, 1). Without dequantisation (training inputs,
-//   reconstructions, samples) u = ½: v = (x + ½)/128 − 1, and back x = clamp(floor((v+1)·128)).
+// The pixel convention is core/pixels.h's: v = (x + u)/128 − 1, u ~ U[0, 1) when dequantised and
+// u = ½ for training inputs, reconstructions and samples.
 // Change of variables: the density of w = x + u ∈ [0, 256)^D is p_w(w) = p_v(v)·128^(−D), so
 //   −log p_w = −log p_v + D ln 128. The discrete model P(x) = ∫ p_w(x + u) du satisfies
 //   log P(x) ≥ E_u[log p_w(x + u)] ≥ E_u[ELBO_v(v)] − D ln 128 (Jensen, then the VAE bound), hence
@@ -20,16 +18,10 @@
 
 #include <torch/torch.h>
 
+#include "core/pixels.h"
 #include "models/autoencoder.h"
 
 namespace umbra {
-
-// uint8 pixels [B, C, H, W] -> model space with u = ½ (no randomness).
-torch::Tensor pixels_to_model(const torch::Tensor& pixels);
-// uint8 pixels -> model space with u ~ U[0, 1) per element from `gen`.
-torch::Tensor dequantize_pixels(const torch::Tensor& pixels, at::Generator& gen);
-// model space -> uint8 pixels (inverse of pixels_to_model on its image; clamps).
-torch::Tensor model_to_pixels(const torch::Tensor& v);
 
 // −ELBO_v per sample in nats (model space, β = 1, KL in closed form, E_q[log p(v|z)] averaged
 // over `num_samples` reparameterised draws). v [B, C, image_size, image_size]. [B] float64.

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/pixels.h"
 #include "data/idx.h"
 
 namespace umbra::audit_test {
@@ -26,11 +27,9 @@ inline ImageSet load_fmnist(const std::string& prefix) {
   const IdxImages idx = read_idx_pair(dir + "/" + prefix + "-images-idx3-ubyte.gz",
                                       dir + "/" + prefix + "-labels-idx1-ubyte.gz");
   ImageSet s;
-  s.images = torch::from_blob(const_cast<uint8_t*>(idx.images.data()),
-                              {idx.count(), 1, idx.height, idx.width}, torch::kUInt8)
-                 .to(torch::kFloat32)
-                 .div(127.5)
-                 .sub(1.0);
+  s.images =
+      pixels_to_model(torch::from_blob(const_cast<uint8_t*>(idx.images.data()),
+                                       {idx.count(), 1, idx.height, idx.width}, torch::kUInt8));
   s.labels = torch::tensor(idx.labels, torch::kInt64);
   return s;
 }

