@@ -285,22 +285,27 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
 
   // 2. Memorisation: this rank's slice of the training split.
   t0 = Clock::now();
-  const auto [tb, te] = rank_slice(train.count(), comm.rank(), comm.size());
-  std::vector<int64_t> slice_pos;
-  for (int64_t i = tb; i < te; ++i) slice_pos.push_back(i);
+  const std::vector<int64_t> distinct = distinct_image_positions(train);
+  const int64_t n_distinct = static_cast<int64_t>(distinct.size());
+  UMBRA_CHECK(n_distinct >= carlini.k, "audit: the training split of ", data_dir, " holds ",
+              n_distinct,
+              " distinct images; the memorisation check needs at least k = ", carlini.k);
+  const auto [tb, te] = rank_slice(n_distinct, comm.rank(), comm.size());
+  const std::vector<int64_t> slice_pos(distinct.begin() + tb, distinct.begin() + te);
   const Batch slice = decode_batch(train, slice_pos, 0, DecodeOptions{});
   const int64_t null_count = std::min(o.samples, test.count());
   const torch::Tensor heldout = decode_positions(test, spread_positions(test.count(), null_count));
   spdlog::info(
-      "audit: memorisation: k-NN of {} samples and {} held-out images over {} training "
-      "images ({} on this rank)",
-      o.samples, null_count, train.count(), te - tb);
+      "audit: memorisation: k-NN of {} samples and {} held-out images over {} distinct training "
+      "images of {} ({} on this rank)",
+      o.samples, null_count, n_distinct, train.count(), te - tb);
   const MemorizationReport mem =
       memorization_check(samples, heldout, slice.images, slice.ids, carlini, &comm);
   timings["memorization"] = seconds_since(t0);
   const double gen_rate = mem.generated_flag_rate(), null_rate = mem.null_flag_rate();
   nlohmann::json mj = mem.to_json(20);
   mj["training_images"] = train.count();
+  mj["distinct_training_images"] = n_distinct;
   mj["flag_rate_margin"] = o.flag_rate_margin;
   mj["worst_pairs"] = "worst_pairs.png";
   mj["training_images_redacted"] = !o.include_training_images;

@@ -5,9 +5,11 @@
 //     sampler settings), generated in fixed chunks of 256 dealt round-robin to the ranks, each
 //     chunk seeded by (seed + first index) — the same images on any number of ranks.
 //  2. memorisation (audit/memorization.h): exact k-NN (k = 50, per-pixel RMS) of the samples over
-//     the training split, the split cut into contiguous slices, one per rank, with a global top-k
-//     merge; the same statistic for min(N, test size) held-out test images is the null. Worst
-//     pairs as a PNG grid, training images redacted unless include_training_images.
+//     the distinct images of the training split (byte-identical duplicates count once, or a
+//     duplicated image would fill the k neighbours with itself and hide its copies), cut into
+//     contiguous slices, one per rank, with a global top-k merge; the same statistic for min(N,
+//     test size) held-out test images is the null. Worst pairs as a PNG grid, training images
+//     redacted unless include_training_images.
 //  3. membership inference (audit/membership.h): `members` training images (evenly spaced over
 //     the split) vs as many held-out test images. Scores (lower = member): the diffusion loss of
 //     the prior at t in {50, 100, 200, 300} with fixed noise seeds (2 draws per t), averaged, on

@@ -1,6 +1,7 @@
 #include "audit/memorization.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "core/check.h"
@@ -58,10 +59,23 @@ nlohmann::json MemorizationReport::to_json(int64_t worst) const {
                     {"nearest_id", generated.nearest_id[i].item<int64_t>()},
                     {"nearest_distance", generated.nearest_distance[i].item<double>()}});
   }
+  // Which training images the flagged samples copy, most copied first (ties by id).
+  std::map<int64_t, int64_t> copies_of;
+  for (int64_t i = 0; i < generated.num_queries(); ++i) {
+    if (generated.flagged[i].item<bool>()) ++copies_of[generated.nearest_id[i].item<int64_t>()];
+  }
+  std::vector<std::pair<int64_t, int64_t>> by_count(copies_of.begin(), copies_of.end());
+  std::stable_sort(by_count.begin(), by_count.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  nlohmann::json copied = nlohmann::json::array();
+  for (const auto& [id, count] : by_count)
+    copied.push_back({{"id", id}, {"flagged_samples", count}});
+  nlohmann::json generated_json = side_json(generated);
+  generated_json["copied_training_ids"] = copied;
   return {{"k", options.k},
           {"alpha", options.alpha},
           {"metric", knn_metric_name(options.metric)},
-          {"generated", side_json(generated)},
+          {"generated", generated_json},
           {"heldout", side_json(heldout)},
           {"worst", rows}};
 }

@@ -55,7 +55,9 @@ struct MemorizationReport {
   MemorizationScores heldout;  // the null
   double generated_flag_rate() const { return generated.flag_rate(); }
   double null_flag_rate() const { return heldout.flag_rate(); }
-  // {"k", "alpha", "metric", "generated": {"count", "flagged", "flag_rate"}, "heldout": {...},
+  // {"k", "alpha", "metric", "generated": {"count", "flagged", "flag_rate", "copied_training_ids":
+  //  [{"id", "flagged_samples"}, ...] (the nearest training image of each flagged sample, most
+  //  copied first)}, "heldout": {"count", "flagged", "flag_rate"},
   //  "worst": [{"index", "score", "nearest_id", "nearest_distance"}, ...] (up to `worst` rows)}.
   nlohmann::json to_json(int64_t worst = 20) const;
 };

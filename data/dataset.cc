@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/check.h"
 #include "core/sha256.h"
@@ -120,6 +122,17 @@ DatasetReport verify_dataset(const std::string& dir) {
     }
   }
   return report;
+}
+
+std::vector<int64_t> distinct_image_positions(const SplitData& split) {
+  const size_t bytes = static_cast<size_t>(split.meta.image_bytes());
+  std::unordered_map<std::string_view, int64_t> first;  // content -> first position
+  std::vector<int64_t> distinct;
+  for (int64_t i = 0; i < split.count(); ++i) {
+    const std::string_view content(reinterpret_cast<const char*>(split.image(i)), bytes);
+    if (first.emplace(content, i).second) distinct.push_back(i);
+  }
+  return distinct;
 }
 
 }  // namespace umbra

@@ -36,6 +36,10 @@ struct SplitData {
 // 50 MB).
 SplitData load_split(const std::string& dir, const std::string& split);
 
+// Positions of the split's distinct images, ascending: the first of each group of byte-identical
+// images (audit/audit_run.h says why the memorisation check needs them).
+std::vector<int64_t> distinct_image_positions(const SplitData& split);
+
 // Reads one shard listed in the manifest and checks it against its entry; with
 // check_file_hash the file's sha256 is checked first (see load_split).
 ShardData read_listed_shard(const std::string& dir, const Manifest& manifest,

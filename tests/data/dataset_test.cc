@@ -101,6 +101,21 @@ TEST(Dataset, WriterRefusesToOverwriteAndIsAtomic) {
   EXPECT_EQ(load_split(dir / "ds", "train").count(), 70);
 }
 
+TEST(Dataset, DistinctImagePositionsKeepTheFirstOfEachDuplicate) {
+  SplitData split;
+  split.meta = tiny_meta(1, 2, 2, 3);
+  // Images 0..5 with contents a b a c b a: distinct are positions 0 (a), 1 (b), 3 (c).
+  const std::vector<std::vector<uint8_t>> contents = {{1, 2, 3, 4}, {1, 2, 3, 5}, {9, 9, 9, 9}};
+  for (int which : {0, 1, 0, 2, 1, 0}) {
+    split.images.insert(split.images.end(), contents[which].begin(), contents[which].end());
+    split.labels.push_back(0);
+    split.ids.push_back(static_cast<int64_t>(split.ids.size()));
+  }
+  EXPECT_EQ(distinct_image_positions(split), (std::vector<int64_t>{0, 1, 3}));
+  split.images[5 * 4 + 3] = 7;  // position 5 now differs from a in its last byte
+  EXPECT_EQ(distinct_image_positions(split), (std::vector<int64_t>{0, 1, 3, 5}));
+}
+
 TEST(DatasetBadInput, MissingManifestAndFields) {
   TempDir dir;
   fs::create_directories(dir / "empty");
