@@ -8,51 +8,25 @@
 #include <nlohmann/json.hpp>
 
 #include "privacy/accountant.h"
-#include "tests/data/data_test_util.h"
-#include "trainer/checkpoint.h"
+#include "tests/trainer/tiny_train_fixture.h"
 
 namespace umbra {
 namespace {
 
 using test_util::run_command;
-using test_util::TempDir;
 
-class DpTrain : public ::testing::Test {
+class DpTrain : public TinyTrainTest {
  protected:
-  static void SetUpTestSuite() {
-    data_ = new TempDir();
-    test_util::write_synthetic_dataset(data_->path() + "/data", test_util::tiny_meta(1, 28, 28, 4),
-                                       1000, 64, 500);
-  }
-  static void TearDownTestSuite() {
-    delete data_;
-    data_ = nullptr;
-  }
+  static void SetUpTestSuite() { make_data(1000, 64, 500); }
 
-  // Runs umbra train on the tiny config with DP and the given extra overrides.
+  // umbra train on the tiny config with DP and the given extra overrides.
   test_util::CommandResult train(const std::string& run_name, const std::string& overrides) {
-    const std::string cmd = std::string(UMBRA_BINARY) + " train --config " + UMBRA_SOURCE_DIR +
-                            "/configs/tiny_test.yaml data.path=" + data_->path() +
-                            "/data run.dir=" + runs_.path() + " run.name=" + run_name +
-                            " privacy.enabled=true privacy.expected_batch_size=32"
-                            " privacy.max_physical_batch=16 prior.scale_factor=1.0 " +
-                            overrides;
-    auto r = run_command(cmd);
-    std::printf("$ %s\n-> exit %d\n%s\n", cmd.c_str(), r.rc, r.output.c_str());
-    return r;
+    return TinyTrainTest::train(run_name,
+                                "privacy.enabled=true privacy.expected_batch_size=32 "
+                                "privacy.max_physical_batch=16 prior.scale_factor=1.0 " +
+                                    overrides);
   }
-
-  nlohmann::json final_state(const std::string& run_name, const std::string& stage) {
-    const auto dir = find_latest_checkpoint(runs_.path() + "/" + run_name + "/" + stage);
-    EXPECT_TRUE(dir.has_value());
-    if (!dir) return {};
-    return nlohmann::json::parse(std::ifstream(*dir + "/state.json"));
-  }
-
-  static TempDir* data_;
-  TempDir runs_;
 };
-TempDir* DpTrain::data_ = nullptr;
 
 TEST_F(DpTrain, BothStagesComposeIntoOneEpsilonWithinTheTarget) {
   const auto r = train("both", "privacy.target_epsilon=8 privacy.noise_multiplicity=2");
@@ -127,10 +101,7 @@ TEST_F(DpTrain, RefusesWhatWouldLeakOrCannotBeMet) {
   // No sigma in range meets a tiny target.
   expect_refusal("target", "privacy.target_epsilon=0.00001", "cannot be met");
   // A DP prior on an autoencoder trained without DP.
-  const std::string cmd = std::string(UMBRA_BINARY) + " train --config " + UMBRA_SOURCE_DIR +
-                          "/configs/tiny_test.yaml data.path=" + data_->path() +
-                          "/data run.dir=" + runs_.path() + " run.name=mixed stage=autoencoder";
-  ASSERT_EQ(run_command(cmd).rc, 0);
+  ASSERT_EQ(run_command(train_command("mixed", "stage=autoencoder")).rc, 0);
   expect_refusal("mixed", "stage=prior", "WITHOUT DP-SGD");
 }
 

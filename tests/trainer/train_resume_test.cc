@@ -8,39 +8,16 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tests/data/data_test_util.h"
-#include "trainer/checkpoint.h"
+#include "tests/trainer/tiny_train_fixture.h"
 
 namespace umbra {
 namespace {
 
 using test_util::run_command;
-using test_util::TempDir;
 
-class TrainCli : public ::testing::Test {
+class TrainCli : public TinyTrainTest {
  protected:
-  static void SetUpTestSuite() {
-    data_ = new TempDir();
-    test_util::write_synthetic_dataset(data_->path() + "/data", test_util::tiny_meta(1, 28, 28, 4),
-                                       600, 64, 300);
-  }
-  static void TearDownTestSuite() {
-    delete data_;
-    data_ = nullptr;
-  }
-
-  test_util::CommandResult train(const std::string& run_name, const std::string& overrides) {
-    const std::string cmd = std::string(UMBRA_BINARY) + " train --config " + UMBRA_SOURCE_DIR +
-                            "/configs/tiny_test.yaml data.path=" + data_->path() +
-                            "/data run.dir=" + runs_.path() + " run.name=" + run_name + " " +
-                            overrides;
-    auto r = run_command(cmd);
-    std::printf("$ %s\n-> exit %d\n%s\n", cmd.c_str(), r.rc, r.output.c_str());
-    return r;
-  }
-  std::string stage_dir(const std::string& run, const std::string& stage) {
-    return runs_.path() + "/" + run + "/" + stage;
-  }
+  static void SetUpTestSuite() { make_data(600, 64, 300); }
 
   // Every tensor of model, EMA and optimizer state equal bit for bit.
   static void expect_identical(const std::string& a, const std::string& b) {
@@ -74,11 +51,7 @@ class TrainCli : public ::testing::Test {
     expect_identical(stage_dir("straight-" + stage, stage) + "/checkpoints/step_4",
                      stage_dir("split-" + stage, stage) + "/checkpoints/step_4");
   }
-
-  static TempDir* data_;
-  TempDir runs_;
 };
-TempDir* TrainCli::data_ = nullptr;
 
 TEST_F(TrainCli, ResumedAutoencoderIsBitIdenticalToUninterrupted) {
   check_resume("autoencoder", "stage=autoencoder");
