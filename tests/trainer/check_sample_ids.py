@@ -1,7 +1,6 @@
 """Checks the sample-id logs of a (possibly killed and resumed) training stage.
 
     check_sample_ids.py STAGE_DIR N_TRAIN BATCH MAX_STEPS [--same-as OTHER_STAGE_DIR]
-                        [--fill-from UNINTERRUPTED_STAGE_DIR]
 
 STAGE_DIR/sample_ids.rank<R>.txt (run.log_sample_ids): one line per step '<global_step> <id> ...'
 with that rank's slice of the global batch, appended across resumes; a line '# resume <S>' marks
@@ -14,11 +13,8 @@ batch of an epoch, so an epoch is N_TRAIN // BATCH steps):
   - each complete epoch holds (N_TRAIN // BATCH) * BATCH distinct ids of [0, N_TRAIN): no sample
     twice, none missing except the N_TRAIN % BATCH of the dropped partial batch;
   - with --same-as: every step's set of ids equals the other run's (world-size independence).
-Prints one line per epoch and exits 1 on the first violated property.
---fill-from: when the log lacks the steps before the first resume (the killed run's lines never
-reached the disk), take those steps from an uninterrupted run of the same configuration (the
-sampler makes them identical), check the rest, and exit 3 instead of 0: the training was right
-but the log is incomplete.
+Prints one line per epoch and exits 1 on the first violated property. The trainer flushes the
+log every step, so the lines of a run killed by kill -9 are all on disk.
 """
 import glob
 import os
@@ -49,7 +45,7 @@ def read_segments(path):
     return segments
 
 
-def effective_steps(stage_dir, max_steps, fill_from=None):
+def effective_steps(stage_dir, max_steps):
     """{global_step: (ranks, ids)} as trained: each step from the last run that reached it. A
     resume is a job-wide event (rank 0 takes part in every run and logs every resume); a run's
     steps end where the next run resumed. Exits naming the first gap in a rank's log."""
@@ -60,16 +56,8 @@ def effective_steps(stage_dir, max_steps, fill_from=None):
     if 0 not in logs:
         raise SystemExit(f"{stage_dir}: no log of rank 0")
     starts = [start for start, _ in logs[0]]
-    filled = 0
-    if starts and starts[0] != 0 and fill_from is not None:
-        filled = starts[0]
-        ref, _, _ = effective_steps(fill_from, filled)
-        print(f"NOTE {stage_dir}: steps 0..{filled - 1} are missing from the log (the killed run's "
-              f"lines never reached the disk); taken from the uninterrupted run {fill_from}")
-        steps = {s: ref[s] for s in range(filled)}
-    else:
-        steps = {}
-    if not starts or (starts[0] != 0 and not filled):
+    steps = {}
+    if not starts or starts[0] != 0:
         raise SystemExit(
             f"{stage_dir}/sample_ids.rank0.txt: steps 0..{(starts[0] if starts else max_steps) - 1} "
             "missing (the log starts at the first resume): the killed run's lines were not on "
@@ -96,22 +84,20 @@ def effective_steps(stage_dir, max_steps, fill_from=None):
                 ids += recs[s]
                 ranks.append(r)
             steps[s] = (ranks, ids)
-    return steps, starts[1:] if not filled else starts, filled
+    return steps, starts[1:]
 
 
 def main():
     args = sys.argv[1:]
-    options = {}
-    for flag in ("--same-as", "--fill-from"):
-        if flag in args:
-            i = args.index(flag)
-            options[flag] = args[i + 1]
-            del args[i:i + 2]
-    other, fill_from = options.get("--same-as"), options.get("--fill-from")
+    other = None
+    if "--same-as" in args:
+        i = args.index("--same-as")
+        other = args[i + 1]
+        del args[i:i + 2]
     if len(args) != 4:
         raise SystemExit(__doc__)
     stage_dir, n, batch, max_steps = args[0], int(args[1]), int(args[2]), int(args[3])
-    steps, resumes, filled = effective_steps(stage_dir, max_steps, fill_from)
+    steps, resumes = effective_steps(stage_dir, max_steps)
     per_epoch = n // batch
     step_sets = {}
     for s in range(max_steps):
@@ -138,15 +124,12 @@ def main():
               f"{len(distinct)} distinct ids, none twice, "
               f"{n - len(distinct)} left out (the dropped partial batch is {n % batch})")
     if other is not None:
-        o, _, _ = effective_steps(other, max_steps, fill_from)
+        o, _ = effective_steps(other, max_steps)
         for s in range(max_steps):
             theirs = frozenset(o[s][1])
             if theirs != step_sets[s]:
                 raise SystemExit(f"{stage_dir} vs {other}: step {s} holds different samples")
         print(f"{stage_dir}: every step holds the same samples as {other}")
-    if filled:
-        print(f"{stage_dir}: LOG INCOMPLETE: steps 0..{filled - 1} were never written")
-        sys.exit(3)
 
 
 if __name__ == "__main__":
