@@ -84,7 +84,10 @@ std::string audit_table(const nlohmann::json& s) {
       << "                ELBO      " << mia_line(at(s, {"membership", "elbo"})) << "\n";
   out << "  canaries      "
       << (at(s, {"canaries", "present"}) == true
-              ? "eps_lb " + num(s["canaries"]["epsilon_lower_bound"])
+              ? "eps_lb " + num(s["canaries"]["epsilon_lower_bound"], "%.3f") + " (" +
+                    str(s["canaries"]["correct"]) + "/" + str(s["canaries"]["guesses"]) +
+                    " guesses right, ceiling " + num(s["canaries"]["epsilon_ceiling"], "%.3f") +
+                    "; " + str(s["canaries"]["m"]) + " " + str(s["canaries"]["kind"]) + " canaries)"
               : "none in this run")
       << "\n";
   const auto& q = s["quality"];

@@ -15,8 +15,12 @@
 //     the prior at t in {50, 100, 200, 300} with fixed noise seeds (2 draws per t), averaged, on
 //     the posterior-mean latents times the run's scale factor; and the autoencoder's -ELBO (nats,
 //     4 latent draws, fixed seed). AUC, TPR at 1% and 0.1% FPR, ROC SVGs. Chunks dealt to ranks.
-//  4. canaries: the one-run bound needs canaries recorded by the trainer; runs without them
-//     report the section as not applicable.
+//  4. canaries (audit/canary_audit.h): the run's data.canaries rebuilt from its config.yaml
+//     (checked against <run>/canaries.json), each scored by the autoencoder's -ELBO (nats,
+//     elbo_draws latent draws, fixed seeds; chunks dealt to the ranks as in step 3, so any number
+//     of ranks gives the same scores); the canary_guesses lowest/highest-loss canaries guessed
+//     IN/OUT and the one-run ε lower bound (95%, δ = the run's δ when DP). Runs without canaries
+//     report the section as not present.
 //  5. quality (rank 0 only, after the last collective): the DPDM CNN trained on the REAL training
 //     split as the feature extractor (FID-proxy, precision/recall k = 3 against real test images;
 //     audit/quality.h) and the downstream accuracy of the DPDM CNN trained on the N samples,
@@ -58,6 +62,7 @@ struct AuditOptions {
   std::vector<int64_t> mia_timesteps = {50, 100, 200, 300};
   int64_t mia_noise_draws = 2;
   int64_t elbo_draws = 4;
+  int64_t canary_guesses = 0;  // 0: default_canary_guesses(m) (audit/canary_audit.h)
 
   // Applies `quick` (caps sizes and epochs) and fills defaults; throws UsageError on bad values.
   void resolve();

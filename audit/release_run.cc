@@ -242,7 +242,11 @@ ReleaseRunResult release_run(ReleaseRunOptions o) {
   ReleaseContents contents;
   contents.weights = {{"autoencoder.safetensors", ema_path(run.autoencoder_state, "autoencoder")},
                       {"prior.safetensors", ema_path(run.prior_state, "prior")}};
-  contents.config_yaml = read_text_file(o.run_dir + "/config.yaml");
+  // The canaries' seed is the audit's secret (who was trained on which canary): never published.
+  // <run>/canaries.json, which also holds it, is not part of the bundle.
+  contents.config_yaml = run.cfg.data.canaries.seed >= 0
+                             ? public_yaml(run.cfg)
+                             : read_text_file(o.run_dir + "/config.yaml");
   contents.privacy_report = privacy.report();
   contents.audit_summary = audit;
   const bool redacted = at(audit, {"memorization", "training_images_redacted"}) != false;

@@ -63,6 +63,9 @@ void add_audit(CLI::App& app) {
       "Epochs of the FID-proxy feature classifier on the real training set (default 5)");
   cmd->add_option("--downstream-epochs", o->downstream_epochs,
                   "Epochs of the DPDM downstream CNN on the samples (default 50)");
+  cmd->add_option("--canary-guesses", o->canary_guesses,
+                  "Canary audit: guesses r (half IN, half OUT; the rest abstained); default "
+                  "min(m, max(10, m/5)) for m canaries");
   cmd->add_flag_callback(
       "--no-quality", [o] { o->quality = false; },
       "Skip the quality metrics (FID-proxy, precision/recall, downstream accuracy)");
