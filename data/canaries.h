@@ -9,9 +9,9 @@
 //  - kind "relabel": held-out TEST image number floor(j * T / m) of the T test images (evenly
 //    spaced over the test split) with a wrong label: (true + 1 + r) mod K, r uniform in
 //    [0, K - 2] for K classes. Test images never enter training otherwise, so a canary left out
-//    really is out. (The audit's membership non-members are test images too: a relabel canary
-//    that was included is then a member among the non-members, which can only make that attack
-//    look weaker.)
+//    really is out. (The audit's membership non-members and the trainer's held-out ELBO use test
+//    images too: a relabel canary that was included is then a trained image among them, which
+//    makes the membership attack look a little weaker and the held-out ELBO a little better.)
 // Randomness: Philox stream rng_stream(kCanary, 1 + j), counter = draw number, for canary j's
 // pattern or wrong label; the inclusion coins use rng_stream(kCanary, 0), counter = j.
 //
