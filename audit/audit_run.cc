@@ -260,6 +260,9 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
   CarliniOptions carlini;
   UMBRA_CHECK(train.count() >= carlini.k, data_dir, ": the training split has ", train.count(),
               " images; the memorisation check needs at least k = ", carlini.k);
+  // The run's canaries (step 4), rebuilt now so that a run record that disagrees fails early.
+  const std::optional<RunCanaries> canaries =
+      load_run_canaries(o.run_dir, run.cfg.data.canaries, train.meta, test);
   if (writer) fs::create_directories(o.out_dir);
 
   // 1. Samples.
@@ -360,8 +363,6 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
 
   // 4. Canaries: every canary (IN or OUT) rebuilt and scored like the membership candidates.
   t0 = Clock::now();
-  const std::optional<RunCanaries> canaries =
-      load_run_canaries(o.run_dir, run.cfg.data.canaries, train.meta, test);
   if (!canaries) {
     summary["canaries"] = no_canaries_summary();
   } else {
