@@ -1,6 +1,9 @@
 // The `umbra` executable: verbs register themselves (launch/verb.h); this file only maps
 // outcomes to exit codes — 0 success, 1 failure (one-line reason first), 2 bad usage.
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "core/check.h"
@@ -8,6 +11,18 @@
 #include "launch/verb.h"
 
 namespace {
+
+// glibc serves an allocation above M_MMAP_THRESHOLD (dynamic, at most 32 MiB by default) with
+// fresh pages from mmap and unmaps them on free, so every large LibTorch activation page-faults
+// again on every step: the autoencoder step at batch 256 ran ~4x slower than 4x its batch-64 step
+// (silu alone 65.6 ms -> 969 ms; bench/README.md, "C++ trainer step vs Python"). Keeping large
+// blocks in the heap (and not trimming it) costs only that freed memory stays with the process
+// until it exits. A user's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ wins.
+void keep_large_allocations_in_heap() {
+  constexpr int kOneGiB = 1 << 30;
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, kOneGiB);
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, kOneGiB);
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"Umbra: differentially private latent diffusion, data-parallel with MPI", "umbra"};
@@ -33,6 +48,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_large_allocations_in_heap();
   umbra::init_logging(0);
   try {
     return run(argc, argv);
