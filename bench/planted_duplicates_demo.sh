@@ -6,7 +6,10 @@
 #               planted images (and name them in summary.json's copied_training_ids).
 #   dp          the same with DP-SGD at epsilon = 10 (both stages) and canaries: no planted image
 #               flagged, and the canaries' empirical epsilon lower bound below the accountant's.
-#   canary0     sigma = 0 (non-private) with the same canaries: the bound should reach its ceiling.
+#   canary0     sigma = 0 (non-private) with the same canaries on the first CANARY_BASE (500)
+#               images alone (no planted copies), CANARY_AE_STEPS (1000) autoencoder steps so that
+#               each canary is seen ~100 times: the audit's score must then separate the included canaries, and the
+#               bound reach its ceiling (all guesses right).
 # Per-example DP protects one record; an image present 200 times is a group of 200 records, for
 # which epsilon = 10 promises nothing (group privacy gives 2000). The dp run shows what DP-SGD's
 # clipping and noise do to such a model in practice, not a guarantee about the planted images.
@@ -14,7 +17,8 @@
 #   bench/planted_duplicates_demo.sh WORK_DIR [nonprivate] [dp] [canary0]     (default: all three)
 # Environment: BASE (base images, default 1000: on 2 CPU cores a model trained for minutes only
 # reproduces images it sees very often, so the planted copies are 2/3 of this demo's data),
-# AE_STEPS, PRIOR_STEPS (non-private runs), DP_AE_STEPS, DP_PRIOR_STEPS, SAMPLES (audit samples,
+# AE_STEPS, PRIOR_STEPS (non-private run), DP_AE_STEPS, DP_PRIOR_STEPS, CANARY_BASE,
+# CANARY_AE_STEPS, CANARY_PRIOR_STEPS, SAMPLES (audit samples,
 # default 1000), CANARIES (default 100), RANKS (default 1), UMBRA (binary). Each WORK_DIR holds
 # one BASE.
 set -euo pipefail
@@ -44,10 +48,15 @@ if [ ! -f "$data/manifest.json" ]; then
   "$umbra" pack fashion-mnist --source "$work/source" --out "$data" --force
   cp "$work/source/planted.json" "$work/planted.json"
 fi
+plain=$work/data_plain  # the first CANARY_BASE images alone, for the canary0 run
+if [ ! -f "$plain/manifest.json" ]; then
+  "$python" "$here/tests/trainer/tiny_fmnist.py" "$fmnist" "$work/source_plain" "${CANARY_BASE:-500}" 10000
+  "$umbra" pack fashion-mnist --source "$work/source_plain" --out "$plain" --force
+fi
 
-run_part() {
-  local name=$1
-  shift
+run_part() {  # run_part NAME DATA_DIR [overrides...]
+  local name=$1 data=$2
+  shift 2
   local run=$work/runs/$name
   local start end
   start=$(date +%s)
@@ -92,17 +101,18 @@ PY
 for part in "${parts[@]}"; do
   case $part in
     nonprivate)
-      run_part nonprivate autoencoder.max_steps="${AE_STEPS:-400}" prior.max_steps="${PRIOR_STEPS:-1200}"
+      run_part nonprivate "$data" autoencoder.max_steps="${AE_STEPS:-400}" prior.max_steps="${PRIOR_STEPS:-1200}"
       ;;
     dp)
-      run_part dp autoencoder.max_steps="${DP_AE_STEPS:-100}" prior.max_steps="${DP_PRIOR_STEPS:-300}" \
+      run_part dp "$data" autoencoder.max_steps="${DP_AE_STEPS:-100}" prior.max_steps="${DP_PRIOR_STEPS:-300}" \
         privacy.enabled=true privacy.target_epsilon=10 privacy.delta=1e-5 \
         privacy.noise_multiplier=0 privacy.max_grad_norm=1 privacy.expected_batch_size=128 \
         privacy.noise_multiplicity=2 privacy.max_physical_batch=64 \
         data.canaries.count="$canaries" data.canaries.kind=ood data.canaries.seed=7
       ;;
     canary0)
-      run_part canary0 autoencoder.max_steps="${AE_STEPS:-400}" prior.max_steps="${PRIOR_STEPS:-1200}" \
+      run_part canary0 "$plain" autoencoder.max_steps="${CANARY_AE_STEPS:-1000}" \
+        prior.max_steps="${CANARY_PRIOR_STEPS:-300}" \
         data.canaries.count="$canaries" data.canaries.kind=ood data.canaries.seed=7
       ;;
     *)
