@@ -125,22 +125,6 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// StageRunner's clip_global_norm (trainer/stage_runner.cc, file-local there).
-void clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                      double max_norm) {
-  torch::NoGradGuard no_grad;
-  double sq = 0;
-  for (const auto& p : params) {
-    if (p.second.grad().defined()) sq += p.second.grad().pow(2).sum().item<double>();
-  }
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && norm > max_norm) {
-    for (const auto& p : params) {
-      if (p.second.grad().defined()) p.second.mutable_grad().mul_(max_norm / (norm + 1e-6));
-    }
-  }
-}
-
 // This rank's part of a fixed random batch (distinct sample ids per rank).
 Batch make_batch(const TrainConfig& cfg, bool ae, int64_t b, int rank) {
   torch::manual_seed(1234 + rank);

@@ -146,24 +146,6 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-// StageRunner's clip_global_norm (trainer/stage_runner.cc, file-local there), verbatim.
-double clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                        double max_norm) {
-  torch::NoGradGuard no_grad;
-  double sq = 0;
-  for (const auto& p : params) {
-    if (p.second.grad().defined()) sq += p.second.grad().pow(2).sum().item<double>();
-  }
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params) {
-      if (p.second.grad().defined()) p.second.mutable_grad().mul_(scale);
-    }
-  }
-  return norm;
-}
-
 // A fixed batch for the stage: images in [-1, 1] (autoencoder) or latents ~ N(0, 1) (prior).
 Batch make_batch(const TrainConfig& cfg, const std::string& stage, int64_t b) {
   torch::manual_seed(1234);

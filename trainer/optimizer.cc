@@ -103,4 +103,21 @@ void Ema::load(const TensorMap& weights) {
   }
 }
 
+double clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                        double max_norm) {
+  torch::NoGradGuard no_grad;
+  double sq = 0;
+  for (const auto& p : params) {
+    if (p.second.grad().defined()) sq += p.second.grad().pow(2).sum().item<double>();
+  }
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& p : params) {
+      if (p.second.grad().defined()) p.second.mutable_grad().mul_(scale);
+    }
+  }
+  return norm;
+}
+
 }  // namespace umbra

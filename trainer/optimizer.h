@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/options.h"
@@ -42,6 +43,11 @@ struct OptimizerOptions {
 
 // Warm-up then cosine decay to lr * min_lr_ratio at max_steps (step counts from 0).
 double learning_rate(const OptimizerOptions& o, int64_t step, int64_t max_steps);
+
+// Global L2 norm of the parameters' gradients; when max_norm > 0 and the norm exceeds it, scales
+// every gradient by max_norm / (norm + 1e-6). Gradient-norm clipping of the non-private step.
+double clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>& params,
+                        double max_norm);
 
 class Optimizer {
  public:

@@ -36,24 +36,6 @@ std::vector<std::pair<std::string, torch::Tensor>> trainable(torch::nn::Module& 
   return out;
 }
 
-// Global L2 norm of the gradients and, when max_norm > 0 and exceeded, scales them down.
-double clip_global_norm(const std::vector<std::pair<std::string, torch::Tensor>>& params,
-                        double max_norm) {
-  torch::NoGradGuard no_grad;
-  double sq = 0;
-  for (const auto& p : params) {
-    if (p.second.grad().defined()) sq += p.second.grad().pow(2).sum().item<double>();
-  }
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params) {
-      if (p.second.grad().defined()) p.second.mutable_grad().mul_(scale);
-    }
-  }
-  return norm;
-}
-
 // Appends a micro-batch's sample ids to the step's line of the sample-id log.
 void log_ids(std::ofstream& out, const Batch& batch, bool first_of_step) {
   if (first_of_step) out << batch.global_step;
