@@ -7,15 +7,20 @@
 # between the first scrape after --warmup steps and the last scrape before the job ends.
 #
 #   bench/scaling_bench.sh [--steps N] [--warmup W] [--batch B] [--channels C] [--stage S]
-#                          [--data DIR] [--ranks "1 2"] [--port-base P] [--out DIR]
+#                          [--data DIR] [--ranks "1 2"] [--port-base P] [--out DIR] [--no-control]
 #
 # Defaults: 80 steps (first 20 skipped) of the tiny autoencoder of configs/tiny_test.yaml (8
 # channels), batch 32 per rank, on a 6,000-image Fashion-MNIST subset packed on first use.
 # Efficiency = throughput(2 ranks) / (2 x throughput(1 rank)); target >= 90% (DESIGN.md §7).
+#
+# Control (--control, on by default): two independent 1-rank jobs at once, each pinned to its own
+# core, with no communication at all. Their throughput over 2 x one job alone is what this machine
+# gives two processes sharing its caches and memory bus: the ceiling for any 2-rank job here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 steps=80 warmup=20 batch=32 channels=8 stage=autoencoder data="" ranks="1 2" port_base=9470
+control=1
 out=${TMPDIR:-/tmp}/umbra_scaling_bench
 umbra=${UMBRA_BIN:-$src/build/launch/umbra}
 python=${UMBRA_PYTHON:-/usr/bin/python3}
@@ -30,7 +35,8 @@ while [ $# -gt 0 ]; do
     --ranks) ranks=$2; shift 2 ;;
     --port-base) port_base=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-control) control=0; shift ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scaling_bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,9 +73,40 @@ for np in $ranks; do
   wait "$job" || { cat "$run/train.log"; echo "scaling_bench: training on $np rank(s) failed" >&2; exit 1; }
 done
 
-"$python" - "$out" "$warmup" "$batch" $ranks <<'EOF'
+# The control: two independent single-process jobs, one per core, scraped like a 2-rank job.
+if [ "$control" = 1 ]; then
+  run=$out/np2x1
+  rm -rf "$run" && mkdir -p "$run/scrapes"
+  jobs_=()
+  for r in 0 1; do
+    OMP_NUM_THREADS=1 taskset -c "$r" "$umbra" train --config "$src/configs/tiny_test.yaml" \
+      "data.path=$data" "run.dir=$run/job$r" run.name=run threads=1 stage=autoencoder \
+      "autoencoder.max_steps=$steps" "autoencoder.batch_size=$batch" \
+      "autoencoder.channels=$channels" autoencoder.log_every=10 "checkpoint.every_steps=$steps" \
+      monitoring.enabled=true "monitoring.port_base=$((port_base + 10 + r))" \
+      > "$run/train$r.log" 2>&1 &
+    jobs_+=($!)
+  done
+  i=0
+  while kill -0 "${jobs_[0]}" 2> /dev/null || kill -0 "${jobs_[1]}" 2> /dev/null; do
+    for r in 0 1; do
+      t=$(date +%s.%N)
+      if body=$(curl -s --max-time 1 "http://127.0.0.1:$((port_base + 10 + r))/metrics"); then
+        printf '%s\n%s\n' "$t" "$body" > "$run/scrapes/rank$r.$(printf %06d $i).txt"
+      fi
+    done
+    i=$((i + 1))
+    sleep 0.25
+  done
+  for r in 0 1; do
+    wait "${jobs_[$r]}" || { cat "$run/train$r.log"; echo "scaling_bench: control job $r failed" >&2; exit 1; }
+  done
+fi
+
+"$python" - "$out" "$warmup" "$batch" "$control" $ranks <<'EOF'
 import glob, json, os, re, sys
-out, warmup, batch, ranks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(x) for x in sys.argv[4:]]
+out, warmup, batch, control = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+ranks = [int(x) for x in sys.argv[5:]]
 PHASES = ["data", "forward", "backward", "clip", "allreduce", "optimizer"]
 
 def parse(path):
@@ -86,28 +123,39 @@ def parse(path):
             vals[key] = v
     return t, vals
 
-results = {}
-for np_ in ranks:
+def measure(folder, count):
     per_rank = []
-    for r in range(np_):
-        scrapes = [parse(p) for p in sorted(glob.glob(f"{out}/np{np_}/scrapes/rank{r}.*.txt"))]
+    for r in range(count):
+        scrapes = [parse(p) for p in sorted(glob.glob(f"{out}/{folder}/scrapes/rank{r}.*.txt"))]
         scrapes = [s for s in scrapes if "umbra_steps_total" in s[1]]
         if not scrapes:
-            sys.exit(f"np={np_}: no scrape of rank {r} (monitoring port busy?)")
+            sys.exit(f"{folder}: no scrape of rank {r} (monitoring port busy?)")
         first = next((s for s in scrapes if s[1]["umbra_steps_total"] >= warmup), None)
-        last = scrapes[-1]
+        # The last scrape before the final step: the final step also evaluates the model and
+        # writes a checkpoint, which are not training throughput.
+        final = scrapes[-1][1]["umbra_steps_total"]
+        last = [s for s in scrapes if s[1]["umbra_steps_total"] < final][-1]
         if first is None or last[1]["umbra_steps_total"] - first[1]["umbra_steps_total"] < 10:
-            sys.exit(f"np={np_}: too few steps between scrapes; raise --steps")
+            sys.exit(f"{folder}: too few steps between scrapes; raise --steps")
         d = lambda k: last[1].get(k, 0.0) - first[1].get(k, 0.0)
         n = d("umbra_steps_total")
         per_rank.append({
             "steps": n, "seconds": last[0] - first[0], "samples": d("umbra_samples_total"),
             "phase_ms": {p: 1e3 * d(f"umbra_step_duration_seconds_sum:{p}") / n for p in PHASES},
         })
-    seconds = min(x["seconds"] for x in per_rank)
+    return per_rank
+
+results = {}
+for np_ in ranks:
+    per_rank = measure(f"np{np_}", np_)
     # Throughput: steps per second (the scrape window) times the global batch.
     steps_per_s = per_rank[0]["steps"] / per_rank[0]["seconds"]
     results[np_] = {"images_per_s": steps_per_s * batch * np_, "ranks": per_rank}
+control_result = None
+if control:
+    jobs = measure("np2x1", 2)
+    control_result = {"images_per_s": sum(batch * x["steps"] / x["seconds"] for x in jobs),
+                      "ranks": jobs}
 print(f"weak scaling, {batch} images per rank per step, 1 thread per rank")
 for np_, res in results.items():
     for r, x in enumerate(res["ranks"]):
@@ -117,9 +165,23 @@ for np_, res in results.items():
               ", ".join(f"{p} {ph[p]:.2f}" for p in PHASES) + f"; sum {total:.1f}, wall "
               f"{1e3 * x['seconds'] / x['steps']:.1f}")
     print(f"  np={np_}: {res['images_per_s']:.0f} images/s")
+if control_result:
+    for r, x in enumerate(control_result["ranks"]):
+        ph = x["phase_ms"]
+        print(f"  control job {r} (alone on core {r}): {x['steps']:.0f} steps in {x['seconds']:.1f} s;"
+              " ms/step " + ", ".join(f"{p} {ph[p]:.2f}" for p in PHASES) +
+              f"; wall {1e3 * x['seconds'] / x['steps']:.1f}")
+    print(f"  control, 2 independent 1-rank jobs at once: {control_result['images_per_s']:.0f} images/s")
 if 1 in results and 2 in results:
     eff = results[2]["images_per_s"] / (2 * results[1]["images_per_s"])
     print(f"scaling efficiency 2 ranks vs 1: {100 * eff:.1f}% (target >= 90%)")
+    if control_result:
+        ceiling = control_result["images_per_s"] / (2 * results[1]["images_per_s"])
+        print(f"machine ceiling (2 independent jobs vs 2 x 1 job): {100 * ceiling:.1f}%; "
+              f"2 ranks reach {100 * eff / ceiling:.1f}% of it")
+record = {str(k): v for k, v in results.items()}
+if control_result:
+    record["control_2x1"] = control_result
 with open(os.path.join(out, "scaling.json"), "w") as f:
-    json.dump({str(k): v for k, v in results.items()}, f, indent=1)
+    json.dump(record, f, indent=1)
 EOF
