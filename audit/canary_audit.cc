@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <torch/torch.h>
 
 #include "audit/canary_bound.h"
 #include "audit/text_file.h"
@@ -51,6 +53,51 @@ std::optional<RunCanaries> load_run_canaries(const std::string& run_dir, const C
               ") with its seed gives ", included,
               " included canaries; the configuration was changed after training");
   return c;
+}
+
+std::vector<SplitData> canary_reference_views(const SplitData& canaries) {
+  const DatasetMeta& meta = canaries.meta;
+  const int64_t n = canaries.count();
+  UMBRA_CHECK(static_cast<int64_t>(canaries.images.size()) == n * meta.image_bytes(),
+              "canary views: ", canaries.images.size(), " bytes for ", n, " images of ",
+              meta.image_bytes());
+  // [N, C, H, W] view of the bytes; the transforms act on the last two dimensions.
+  const torch::Tensor images =
+      torch::from_blob(const_cast<uint8_t*>(canaries.images.data()),
+                       {n, meta.channels, meta.height, meta.width}, torch::kUInt8);
+  const torch::Tensor vflip = images.flip({2});
+  std::vector<torch::Tensor> views = {vflip, images.flip({2, 3})};  // vertical flip, 180 degrees
+  if (meta.height == meta.width) {
+    const torch::Tensor t = images.transpose(2, 3);
+    views.push_back(t);                  // reflection in the main diagonal
+    views.push_back(t.flip({2, 3}));     // reflection in the anti-diagonal
+    views.push_back(t.flip({3}));        // rotation by 90 degrees (clockwise)
+    views.push_back(t.flip({2}));        // rotation by 270 degrees
+  }
+  std::vector<SplitData> out;
+  for (const torch::Tensor& v : views) {
+    SplitData s = canaries;
+    const torch::Tensor c = v.contiguous();
+    std::memcpy(s.images.data(), c.data_ptr<uint8_t>(), s.images.size());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<double> calibrated_canary_losses(const std::vector<double>& losses,
+                                             const std::vector<std::vector<double>>& view_losses) {
+  UMBRA_CHECK(!view_losses.empty(), "calibrated canary losses: no reference views");
+  std::vector<double> out(losses.size());
+  for (size_t j = 0; j < losses.size(); ++j) {
+    double mean = 0;
+    for (const std::vector<double>& v : view_losses) {
+      UMBRA_CHECK(v.size() == losses.size(), "calibrated canary losses: ", v.size(),
+                  " view losses for ", losses.size(), " canaries");
+      mean += v[j];
+    }
+    out[j] = losses[j] - mean / static_cast<double>(view_losses.size());
+  }
+  return out;
 }
 
 int64_t default_canary_guesses(int64_t m) {

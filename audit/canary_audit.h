@@ -3,8 +3,15 @@
 // (audit/canary_bound.h) next to the accountant's ε.
 //
 // Score: the autoencoder's -ELBO in nats of each canary (fixed latent-draw seeds, as the
-// membership scores); it sees the canary's pixels directly, where the prior only sees latents.
-// Lower loss = guessed IN: the k_in lowest-loss canaries are guessed IN, the k_out highest OUT.
+// membership scores), calibrated by the canary's own difficulty: minus the mean -ELBO of its
+// reference views (canary_reference_views: the same pixels flipped or rotated so that training
+// never showed them, with the same latent draws). The raw -ELBO mostly ranks canaries by how
+// complex their pattern is (a plain canary has a low loss whether it was trained on or not); a
+// view has exactly the same complexity, so the difference keeps what the model learnt about this
+// canary in this orientation. The autoencoder sees the canary's pixels directly, where the prior
+// only sees latents. Lower = guessed IN: the k_in lowest are guessed IN, the k_out highest OUT.
+// The score uses the model and the public canary pixels only, never the inclusion coins, so the
+// one-run bound holds for it as for any score.
 //
 // Guesses: r = --canary-guesses (default default_canary_guesses(m)), k_in = floor(r/2),
 // k_out = r - k_in. Abstaining on the middle keeps the guesses where the score is most
@@ -38,6 +45,19 @@ struct RunCanaries {
 // Throws umbra::Error naming the file when the record is missing or disagrees.
 std::optional<RunCanaries> load_run_canaries(const std::string& run_dir, const CanaryOptions& o,
                                              const DatasetMeta& meta, const SplitData& test);
+
+// The reference views of every canary: images the model was never trained on with exactly the
+// canary's pixels, so of the same difficulty. Square images: the 6 elements of the square's
+// symmetry group other than the identity and the horizontal flip (training may flip images
+// horizontally): vertical flip, rotations by 90, 180 and 270 degrees, both diagonal
+// reflections. Other shapes: vertical flip and rotation by 180 degrees. Each view is a split
+// like `canaries` (same labels and ids), position j = canary j's view.
+std::vector<SplitData> canary_reference_views(const SplitData& canaries);
+
+// losses[j] - mean over views v of view_losses[v][j]: the calibrated canary score (lower = IN).
+// Throws when the sizes disagree.
+std::vector<double> calibrated_canary_losses(const std::vector<double>& losses,
+                                             const std::vector<std::vector<double>>& view_losses);
 
 // min(m, max(10, m / 5)); see above.
 int64_t default_canary_guesses(int64_t m);

@@ -268,6 +268,55 @@ TEST(CanaryScoring, LowerLossIsGuessedInAndTheBoundFollows) {
   EXPECT_THROW(canary_summary(c, leaking, 101, none, "planted"), UsageError);
 }
 
+// The reference views: the canary's own pixels in orientations training never showed.
+TEST(CanaryScoring, ReferenceViewsAreTheUntrainedSymmetriesOfEachCanary) {
+  CanaryOptions o;
+  o.count = 3;
+  o.seed = 11;
+  const SplitData c = make_canaries(o, audit_test_meta(), nullptr);
+  const std::vector<SplitData> views = canary_reference_views(c);
+  ASSERT_EQ(views.size(), 6u);  // square images: the 8 symmetries less identity and h-flip
+  const int64_t h = 28, w = 28;
+  auto px = [&](const SplitData& s, int64_t j, int64_t r, int64_t col) {
+    return s.image(j)[r * w + col];
+  };
+  for (int64_t j = 0; j < c.count(); ++j) {
+    for (int64_t r = 0; r < h; ++r) {
+      for (int64_t col = 0; col < w; ++col) {
+        const uint8_t v = px(c, j, r, col);
+        ASSERT_EQ(px(views[0], j, h - 1 - r, col), v);          // vertical flip
+        ASSERT_EQ(px(views[1], j, h - 1 - r, w - 1 - col), v);  // 180 degrees
+        ASSERT_EQ(px(views[2], j, col, r), v);                  // main diagonal
+        ASSERT_EQ(px(views[3], j, w - 1 - col, h - 1 - r), v);  // anti-diagonal
+        ASSERT_EQ(px(views[4], j, col, h - 1 - r), v);          // 90 degrees clockwise
+        ASSERT_EQ(px(views[5], j, w - 1 - col, r), v);          // 270 degrees clockwise
+      }
+    }
+  }
+  for (const SplitData& v : views) {
+    EXPECT_EQ(v.ids, c.ids);
+    EXPECT_EQ(v.labels, c.labels);
+    EXPECT_NE(v.images, c.images);  // ood patterns are not symmetric
+  }
+  DatasetMeta wide = audit_test_meta();
+  wide.width = 30;
+  SplitData r;
+  r.meta = wide;
+  r.images.assign(static_cast<size_t>(2 * wide.image_bytes()), 0);
+  r.images[5] = 9;
+  r.labels = {0, 1};
+  r.ids = {7, 8};
+  const std::vector<SplitData> rect = canary_reference_views(r);
+  ASSERT_EQ(rect.size(), 2u);  // vertical flip and 180 degrees only
+  EXPECT_EQ(rect[0].images[27 * 30 + 5], 9);
+  EXPECT_EQ(rect[1].images[27 * 30 + 24], 9);
+
+  EXPECT_EQ(calibrated_canary_losses({10, 20}, {{4, 30}, {6, 10}}),
+            (std::vector<double>{5, 0}));
+  EXPECT_THROW(calibrated_canary_losses({10, 20}, {{4}}), Error);
+  EXPECT_THROW(calibrated_canary_losses({10, 20}, {}), Error);
+}
+
 TEST(CanaryScoring, TheRunRecordMustMatchTheConfiguration) {
   const fs::path dir = audit_test::temp_dir("canary_record");
   CanaryOptions o;
