@@ -6,7 +6,10 @@
 //
 //   dp_step_bench [--models ae,unet] [--batches 64,256] [--steps 5] [--threads 2]
 //                 [--multiplicity 1] [--reference-samples 16] [--chunk-mb 32]
-//                 [--no-memory | --memory-only]
+//                 [--no-memory | --memory-only] [--conv-loop]
+//
+// --conv-loop: also time the DP step with Conv2d's per-sample gradients one sample at a time
+// (NormPolicy::grouped_conv = false, the method before 2026-12-07), alternating with the others.
 //
 // Models: the autoencoder and the UNet with their default options (models/*_options.h; the
 // quickstart sizes: 28x28 images padded to 32, 8x8x4 latents). Times: median of --steps steps
@@ -26,6 +29,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -52,6 +56,7 @@ struct Args {
   int64_t chunk_mb = 32;
   bool memory = true;
   bool timing = true;
+  bool conv_loop = false;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -87,6 +92,8 @@ Args parse(int argc, char** argv) {
       a.reference_samples = std::stoll(value());
     } else if (key == "--chunk-mb") {
       a.chunk_mb = std::stoll(value());
+    } else if (key == "--conv-loop") {
+      a.conv_loop = true;
     } else if (key == "--no-memory") {
       a.memory = false;
     } else if (key == "--memory-only") {
@@ -95,7 +102,7 @@ Args parse(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: dp_step_bench [--models ae,unet] [--batches 64,256] [--steps N] "
                    "[--threads N] [--multiplicity K] [--reference-samples N] [--chunk-mb N] "
-                   "[--no-memory | --memory-only]\n");
+                   "[--no-memory | --memory-only] [--conv-loop]\n");
       std::exit(key == "--help" ? 0 : 2);
     }
   }
@@ -255,17 +262,32 @@ void run(Workload& w, const Args& args) {
     const int64_t rows = batch * k;
     w.make_batch(batch, k, 1234);
     // Non-private and DP steps alternate, so that a load change on a shared machine hits both.
-    PerSampleClipper clipper(*w.module, options);
-    std::vector<StepTimes> np, dp;
-    int64_t clipped = 0;
+    // A clipper owns the model's gradient callbacks while it lives: with --conv-loop the two
+    // clippers take turns, each built just before its step.
+    std::optional<PerSampleClipper> clipper, loop_clipper;
+    ClippingOptions loop_options = options;
+    loop_options.policy.grouped_conv = false;
+    std::vector<StepTimes> np, dp, dp_loop;
+    int64_t clipped = 0, loop_clipped = 0;
+    std::vector<LayerPlan> last_plan;  // of the last step of `clipper`
     for (int s = 0; s <= args.steps; ++s) {
       set_dp_mode(*w.module, false);
       const StepTimes a = non_private_step(w, rows);
       set_dp_mode(*w.module, true);
-      const StepTimes b = dp_step(w, clipper, batch, rows, &clipped);
+      loop_clipper.reset();
+      clipper.emplace(*w.module, options);
+      const StepTimes b = dp_step(w, *clipper, batch, rows, &clipped);
+      last_plan = clipper->last_plan();
+      StepTimes c;
+      if (args.conv_loop) {
+        clipper.reset();
+        loop_clipper.emplace(*w.module, loop_options);
+        c = dp_step(w, *loop_clipper, batch, rows, &loop_clipped);
+      }
       if (s == 0) continue;  // warm-up
       np.push_back(a);
       dp.push_back(b);
+      if (args.conv_loop) dp_loop.push_back(c);
     }
     auto med = [](const std::vector<StepTimes>& v, double StepTimes::*f) {
       std::vector<double> x;
@@ -294,15 +316,25 @@ void run(Workload& w, const Args& args) {
     std::printf(
         "  time ratio DP/non-private  %.3f median  (%.3f of the fastest steps; target <= 1.25)\n",
         t_dp / t_np, min_dp / min_np);
+    if (args.conv_loop) {
+      const double t_loop = median(totals(dp_loop));
+      std::printf(
+          "  DP step, Conv2d per sample in a loop  %.3f s  (backward %.3f, norms+clip %.3f): "
+          "ratio %.3f median, %.3f of the fastest steps\n",
+          t_loop, med(dp_loop, &StepTimes::backward), med(dp_loop, &StepTimes::clip),
+          t_loop / t_np, min_of(totals(dp_loop)) / min_np);
+    }
     if (batch == args.batches.front()) {
       std::printf("\n  per-layer plan (batch %lld):\n%s", static_cast<long long>(batch),
-                  format_plan(clipper.last_plan()).c_str());
+                  format_plan(last_plan).c_str());
     }
 
     if (args.reference_samples > 0) {
       const int64_t n = std::min(args.reference_samples, batch);
       const auto t0 = Clock::now();
-      reference_clipped_sum(*w.module, clipper, n,
+      loop_clipper.reset();
+      clipper.emplace(*w.module, options);
+      reference_clipped_sum(*w.module, *clipper, n,
                             [&](int64_t i) { return w.losses(i * k, (i + 1) * k); });
       const double per_sample = seconds_since(t0) / static_cast<double>(n);
       std::printf(

@@ -274,15 +274,52 @@ class Conv2dGradient : public LayerGradient {
         /*transposed=*/false, {0, 0}, /*groups=*/1, {false, true, false}));
   }
 
-  // kDirect / kDirectKeep: g_i one sample at a time, kept in kept_ or reduced at once.
+  // Per-sample weight gradients of the n samples from s: [n, C_out, C_in, k, k]. One grouped
+  // convolution: sample i's K rows become channel block i of a K-image batch, and the weight is
+  // repeated n times (groups = n), so block i of the weight gradient is g_i summed over its K
+  // draws.
+  torch::Tensor grouped_weight_gradients(int64_t s, int64_t n) const {
+    const int64_t st = layer_.options.stride(), pad = layer_.options.padding();
+    const torch::Tensor x = x_.narrow(0, s * k_, n * k_), g = g_.narrow(0, s * k_, n * k_);
+    const int64_t c = x.size(1), o = g.size(1);
+    auto side_by_side = [&](const torch::Tensor& t, int64_t channels) {
+      const torch::Tensor v = t.view({n, k_, channels, t.size(2), t.size(3)});
+      return (k_ == 1 ? v : v.transpose(0, 1)).reshape({k_, n * channels, t.size(2), t.size(3)});
+    };
+    const torch::Tensor w = layer_.weight.detach();
+    const torch::Tensor weights = w.unsqueeze(0).expand({n, o, c, w.size(2), w.size(3)})
+                                      .reshape({n * o, c, w.size(2), w.size(3)});
+    const torch::Tensor grads = std::get<1>(at::convolution_backward(
+        side_by_side(g, o), side_by_side(x, c), weights, c10::nullopt, {st, st}, {pad, pad},
+        {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/n, {false, true, false}));
+    return grads.view({n, o, c, w.size(2), w.size(3)});
+  }
+
+  // kDirect / kDirectKeep: g_i per chunk of samples, kept in kept_ or reduced at once.
   void direct_norms(torch::Tensor& sq, bool keep) {
     const int64_t d = plan_.in_features, p = plan_.out_features;
     if (keep) kept_ = torch::empty({b_, p, d}, g_.options());
     torch::Tensor norms = torch::empty({b_}, g_.options());
-    for (int64_t i = 0; i < b_; ++i) {
-      const torch::Tensor gi = weight_gradient(g_.narrow(0, i * k_, k_), x_.narrow(0, i * k_, k_));
-      if (keep) kept_[i].view_as(gi).copy_(gi);
-      norms[i] = gi.pow(2).sum();
+    if (!policy_.grouped_conv) {
+      for (int64_t i = 0; i < b_; ++i) {
+        const torch::Tensor gi =
+            weight_gradient(g_.narrow(0, i * k_, k_), x_.narrow(0, i * k_, k_));
+        if (keep) kept_[i].view_as(gi).copy_(gi);
+        norms[i] = gi.pow(2).sum();
+      }
+    } else {
+      // Transient per sample: its gradient and the repeated weight (K > 1 adds its K input and
+      // output rows, copied side by side).
+      const double transient =
+          2.0 * d * p +
+          (k_ > 1 ? plan_.capture_floats : 0.0);
+      const int64_t chunk = chunk_samples(transient, g_.element_size(), policy_);
+      for (int64_t s = 0; s < b_; s += chunk) {
+        const int64_t n = std::min(chunk, b_ - s);
+        const torch::Tensor gi = grouped_weight_gradients(s, n).view({n, p, d});
+        if (keep) kept_.narrow(0, s, n).copy_(gi);
+        norms.narrow(0, s, n).copy_(gi.pow(2).sum(1).sum(1));
+      }
     }
     sq += norms.to(torch::kDouble);
   }

@@ -17,8 +17,11 @@
 //                unfolds its input chunk-wise for this (ghost wins only at low resolution).
 //   kDirect      g_i = G_iᵀA_i formed per sample, squared, dropped. Cost ~2Rdp. Linear: one bmm
 //                per chunk of samples; Conv2d: the convolution's own weight-gradient kernel
-//                (oneDNN) on each sample's K rows, which reads the input directly — no unfold
-//                buffer (unfold costs more than the GEMM itself at high resolution).
+//                (oneDNN), which reads the input directly — no unfold buffer (unfold costs more
+//                than the GEMM itself at high resolution) — run once per chunk of samples as a
+//                grouped convolution (groups = samples side by side in the channel dimension,
+//                the K draws in the batch dimension). One call per sample instead was 1.1-9x
+//                slower at the models' shapes (bench/reference/conv_per_sample.py).
 //   kDirectKeep  as kDirect but g_i is kept [B, p, d]; the clipped sum is then Σ c_i g_i (a GEMV)
 //                and the book-keeping GEMM is skipped: no FLOPs beyond a non-private step.
 // After kGhost/kDirect the clipped sum is the book-keeping GEMM (Bu et al. 2023):
@@ -58,6 +61,9 @@ struct NormPolicy {
   // kAuto keeps g_i when p·d <= keep_ratio · (floats of A and G per sample), or p·d <= keep_floats.
   double keep_ratio = 1.0;
   int64_t keep_floats = 4096;
+  // Conv2d kDirect: one grouped weight-gradient call per chunk of samples (true), or one call
+  // per sample (false; the benchmark's comparison).
+  bool grouped_conv = true;
 };
 
 // How one layer is handled in one micro-batch, for the log and the benchmark's table.

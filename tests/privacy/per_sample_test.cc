@@ -55,14 +55,19 @@ void check_all(Model& model, const std::function<RowLosses(int64_t)>& make_losse
   for (int64_t k : {1, 3}) {
     const RowLosses losses = make_losses(k);
     for (NormPolicy::Force force : kForces) {
-      SCOPED_TRACE("K=" + std::to_string(k) + " method=" + force_name(force));
-      ClippingOptions options;
-      options.policy.force = force;
-      options.policy.chunk_bytes = chunk_bytes;
-      const auto plan = expect_matches_reference(model, losses, kSamples, k, options);
-      ASSERT_EQ(plan.size(), 1u);
-      if (matrix_layer && force != NormPolicy::Force::kAuto) {
-        EXPECT_STREQ(to_string(plan[0].method), force_name(force).c_str());
+      // Conv2d's direct methods: the grouped call (default) and one call per sample.
+      for (bool grouped : {true, false}) {
+        SCOPED_TRACE("K=" + std::to_string(k) + " method=" + force_name(force) +
+                     (grouped ? " grouped" : " per-sample calls"));
+        ClippingOptions options;
+        options.policy.force = force;
+        options.policy.chunk_bytes = chunk_bytes;
+        options.policy.grouped_conv = grouped;
+        const auto plan = expect_matches_reference(model, losses, kSamples, k, options);
+        ASSERT_EQ(plan.size(), 1u);
+        if (matrix_layer && force != NormPolicy::Force::kAuto) {
+          EXPECT_STREQ(to_string(plan[0].method), force_name(force).c_str());
+        }
       }
     }
   }
