@@ -375,9 +375,8 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
     // sampling noise of its own.
     std::vector<std::vector<double>> view_losses;
     for (const SplitData& view : canary_reference_views(cs)) {
-      view_losses.push_back(column(membership_scores(comm, run, view, all, o, 2,
-                                                     "canary reference views"),
-                                   1));
+      view_losses.push_back(
+          column(membership_scores(comm, run, view, all, o, 2, "canary reference views"), 1));
     }
     // Primary (gated): the autoencoder's -ELBO calibrated by the canary's reference views
     // (audit/canary_audit.h). The raw -ELBO and the prior's loss at the canary's label (the
@@ -387,8 +386,7 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
         *canaries, calibrated_canary_losses(column(scores, 1), view_losses), o.canary_guesses,
         privacy,
         "autoencoder -ELBO in nats minus its mean over the canary's " +
-            std::to_string(view_losses.size()) +
-            " flipped and rotated views (lower = guessed IN)");
+            std::to_string(view_losses.size()) + " flipped and rotated views (lower = guessed IN)");
     cj["latent_draws"] = o.elbo_draws;
     cj["reference_views"] = static_cast<int64_t>(view_losses.size());
     nlohmann::json rj = canary_summary(*canaries, column(scores, 1), o.canary_guesses, privacy,

@@ -1,10 +1,11 @@
 #include "audit/canary_audit.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <torch/torch.h>
 
 #include "audit/canary_bound.h"
 #include "audit/text_file.h"
@@ -69,10 +70,10 @@ std::vector<SplitData> canary_reference_views(const SplitData& canaries) {
   std::vector<torch::Tensor> views = {vflip, images.flip({2, 3})};  // vertical flip, 180 degrees
   if (meta.height == meta.width) {
     const torch::Tensor t = images.transpose(2, 3);
-    views.push_back(t);                  // reflection in the main diagonal
-    views.push_back(t.flip({2, 3}));     // reflection in the anti-diagonal
-    views.push_back(t.flip({3}));        // rotation by 90 degrees (clockwise)
-    views.push_back(t.flip({2}));        // rotation by 270 degrees
+    views.push_back(t);               // reflection in the main diagonal
+    views.push_back(t.flip({2, 3}));  // reflection in the anti-diagonal
+    views.push_back(t.flip({3}));     // rotation by 90 degrees (clockwise)
+    views.push_back(t.flip({2}));     // rotation by 270 degrees
   }
   std::vector<SplitData> out;
   for (const torch::Tensor& v : views) {

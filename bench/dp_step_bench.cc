@@ -321,8 +321,8 @@ void run(Workload& w, const Args& args) {
       std::printf(
           "  DP step, Conv2d per sample in a loop  %.3f s  (backward %.3f, norms+clip %.3f): "
           "ratio %.3f median, %.3f of the fastest steps\n",
-          t_loop, med(dp_loop, &StepTimes::backward), med(dp_loop, &StepTimes::clip),
-          t_loop / t_np, min_of(totals(dp_loop)) / min_np);
+          t_loop, med(dp_loop, &StepTimes::backward), med(dp_loop, &StepTimes::clip), t_loop / t_np,
+          min_of(totals(dp_loop)) / min_np);
     }
     if (batch == args.batches.front()) {
       std::printf("\n  per-layer plan (batch %lld):\n%s", static_cast<long long>(batch),

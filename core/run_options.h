@@ -26,7 +26,7 @@ struct RunOptions {
       AtLeast{0});
     v("resume", resume,
       "auto: continue from the newest complete checkpoint if any; never: refuse an existing run "
-      "directory; or a checkpoint path");
+      "directory; or the path of one of this run's checkpoints (<run>/<stage>/checkpoints/step_N)");
     v("log_sample_ids", log_sample_ids,
       "Every rank appends '<global step> <id> <id> ...' per step to "
       "<run>/<stage>/sample_ids.rank<R>.txt (for checking that resumed epochs see every sample "

@@ -287,11 +287,12 @@ class Conv2dGradient : public LayerGradient {
       return (k_ == 1 ? v : v.transpose(0, 1)).reshape({k_, n * channels, t.size(2), t.size(3)});
     };
     const torch::Tensor w = layer_.weight.detach();
-    const torch::Tensor weights = w.unsqueeze(0).expand({n, o, c, w.size(2), w.size(3)})
+    const torch::Tensor weights = w.unsqueeze(0)
+                                      .expand({n, o, c, w.size(2), w.size(3)})
                                       .reshape({n * o, c, w.size(2), w.size(3)});
     const torch::Tensor grads = std::get<1>(at::convolution_backward(
-        side_by_side(g, o), side_by_side(x, c), weights, c10::nullopt, {st, st}, {pad, pad},
-        {1, 1}, /*transposed=*/false, {0, 0}, /*groups=*/n, {false, true, false}));
+        side_by_side(g, o), side_by_side(x, c), weights, c10::nullopt, {st, st}, {pad, pad}, {1, 1},
+        /*transposed=*/false, {0, 0}, /*groups=*/n, {false, true, false}));
     return grads.view({n, o, c, w.size(2), w.size(3)});
   }
 
@@ -310,9 +311,7 @@ class Conv2dGradient : public LayerGradient {
     } else {
       // Transient per sample: its gradient and the repeated weight (K > 1 adds its K input and
       // output rows, copied side by side).
-      const double transient =
-          2.0 * d * p +
-          (k_ > 1 ? plan_.capture_floats : 0.0);
+      const double transient = 2.0 * d * p + (k_ > 1 ? plan_.capture_floats : 0.0);
       const int64_t chunk = chunk_samples(transient, g_.element_size(), policy_);
       for (int64_t s = 0; s < b_; s += chunk) {
         const int64_t n = std::min(chunk, b_ - s);

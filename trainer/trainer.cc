@@ -49,6 +49,16 @@ void prepare_run_dir(const TrainConfig& cfg, const std::string& run_dir) {
   if (cfg.run.resume != "auto" && cfg.run.resume != "never") {
     UMBRA_CHECK(fs::is_directory(cfg.run.resume), "run.resume '", cfg.run.resume,
                 "': no such checkpoint directory");
+    // A checkpoint resumes the stage of this run that wrote it (<run>/<stage>/checkpoints/
+    // step_N); one from another run would be trained on other data, canaries and budget.
+    const fs::path stage =
+        fs::absolute(cfg.run.resume).lexically_normal().parent_path().parent_path();
+    const fs::path run = fs::absolute(run_dir).lexically_normal();
+    UMBRA_CHECK(stage == run / "autoencoder" || stage == run / "prior", "run.resume '",
+                cfg.run.resume, "': not a checkpoint of this run (expected ", run.string(),
+                "/autoencoder/checkpoints/step_N or ", run.string(),
+                "/prior/checkpoints/step_N); to start from another run's weights, copy its "
+                "run directory under a new run.name");
   }
   fs::create_directories(run_dir + "/samples");
   const std::string path = run_dir + "/config.yaml";

@@ -311,8 +311,7 @@ TEST(CanaryScoring, ReferenceViewsAreTheUntrainedSymmetriesOfEachCanary) {
   EXPECT_EQ(rect[0].images[27 * 30 + 5], 9);
   EXPECT_EQ(rect[1].images[27 * 30 + 24], 9);
 
-  EXPECT_EQ(calibrated_canary_losses({10, 20}, {{4, 30}, {6, 10}}),
-            (std::vector<double>{5, 0}));
+  EXPECT_EQ(calibrated_canary_losses({10, 20}, {{4, 30}, {6, 10}}), (std::vector<double>{5, 0}));
   EXPECT_THROW(calibrated_canary_losses({10, 20}, {{4}}), Error);
   EXPECT_THROW(calibrated_canary_losses({10, 20}, {}), Error);
 }

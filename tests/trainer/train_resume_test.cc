@@ -69,6 +69,24 @@ TEST_F(TrainCli, ResumedDpRunIsBitIdenticalToUninterrupted) {
                "privacy.expected_batch_size=24 privacy.max_physical_batch=8 run.seed=5");
 }
 
+TEST_F(TrainCli, ResumesFromTheGivenCheckpointOfThisRunOnly) {
+  ASSERT_EQ(train("straight", "stage=autoencoder autoencoder.max_steps=4").rc, 0);
+  ASSERT_EQ(train("given", "stage=autoencoder autoencoder.max_steps=4").rc, 0);
+  // Back to step 2 although step 4 exists: the new step 4 equals the uninterrupted one.
+  const std::string step2 = stage_dir("given", "autoencoder") + "/checkpoints/step_2";
+  auto r = train("given", "stage=autoencoder autoencoder.max_steps=4 run.resume=" + step2);
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_NE(r.output.find("resuming from " + step2), std::string::npos) << r.output;
+  expect_identical(stage_dir("straight", "autoencoder") + "/checkpoints/step_4",
+                   stage_dir("given", "autoencoder") + "/checkpoints/step_4");
+  // Another run's checkpoint is refused by name, not silently replaced by this run's newest.
+  const std::string other = stage_dir("straight", "autoencoder") + "/checkpoints/step_2";
+  r = train("given", "stage=autoencoder autoencoder.max_steps=6 run.resume=" + other);
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("not a checkpoint of this run"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(other), std::string::npos) << r.output;
+}
+
 TEST_F(TrainCli, ConfigThatDoesNotMatchTheCheckpointIsRefusedByName) {
   ASSERT_EQ(train("shape", "stage=autoencoder autoencoder.max_steps=2").rc, 0);
   const auto r =
