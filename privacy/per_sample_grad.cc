@@ -274,34 +274,33 @@ class Conv2dGradient : public LayerGradient {
         /*transposed=*/false, {0, 0}, /*groups=*/1, {false, true, false}));
   }
 
-  // Per-sample weight gradients of the n samples from s: [n, C_out, C_in, k, k]. One grouped
-  // convolution: sample i's K rows become channel block i of a K-image batch, and the weight is
-  // repeated n times (groups = n), so block i of the weight gradient is g_i summed over its K
-  // draws.
+  // Per-sample weight gradients of the n samples from s (K = 1): [n, C_out, C_in, k, k]. One
+  // grouped convolution: sample i becomes channel block i of a one-image batch and the weight is
+  // repeated n times (groups = n), so block i of the weight gradient is g_i.
   torch::Tensor grouped_weight_gradients(int64_t s, int64_t n) const {
     const int64_t st = layer_.options.stride(), pad = layer_.options.padding();
-    const torch::Tensor x = x_.narrow(0, s * k_, n * k_), g = g_.narrow(0, s * k_, n * k_);
-    const int64_t c = x.size(1), o = g.size(1);
-    auto side_by_side = [&](const torch::Tensor& t, int64_t channels) {
-      const torch::Tensor v = t.view({n, k_, channels, t.size(2), t.size(3)});
-      return (k_ == 1 ? v : v.transpose(0, 1)).reshape({k_, n * channels, t.size(2), t.size(3)});
+    auto side_by_side = [&](const torch::Tensor& t) {
+      return t.narrow(0, s, n).reshape({1, n * t.size(1), t.size(2), t.size(3)});
     };
     const torch::Tensor w = layer_.weight.detach();
+    const int64_t o = w.size(0), c = w.size(1);
     const torch::Tensor weights = w.unsqueeze(0)
                                       .expand({n, o, c, w.size(2), w.size(3)})
                                       .reshape({n * o, c, w.size(2), w.size(3)});
     const torch::Tensor grads = std::get<1>(at::convolution_backward(
-        side_by_side(g, o), side_by_side(x, c), weights, c10::nullopt, {st, st}, {pad, pad}, {1, 1},
+        side_by_side(g_), side_by_side(x_), weights, c10::nullopt, {st, st}, {pad, pad}, {1, 1},
         /*transposed=*/false, {0, 0}, /*groups=*/n, {false, true, false}));
     return grads.view({n, o, c, w.size(2), w.size(3)});
   }
 
-  // kDirect / kDirectKeep: g_i per chunk of samples, kept in kept_ or reduced at once.
+  // kDirect / kDirectKeep: g_i kept in kept_ or reduced at once. K = 1: one grouped call per
+  // chunk of samples (policy.grouped_conv). K > 1: one call per sample on its K rows, which is
+  // as fast there (bench/README.md) and needs no copy of the rows side by side.
   void direct_norms(torch::Tensor& sq, bool keep) {
     const int64_t d = plan_.in_features, p = plan_.out_features;
     if (keep) kept_ = torch::empty({b_, p, d}, g_.options());
     torch::Tensor norms = torch::empty({b_}, g_.options());
-    if (!policy_.grouped_conv) {
+    if (!policy_.grouped_conv || k_ > 1) {
       for (int64_t i = 0; i < b_; ++i) {
         const torch::Tensor gi =
             weight_gradient(g_.narrow(0, i * k_, k_), x_.narrow(0, i * k_, k_));
@@ -309,10 +308,8 @@ class Conv2dGradient : public LayerGradient {
         norms[i] = gi.pow(2).sum();
       }
     } else {
-      // Transient per sample: its gradient and the repeated weight (K > 1 adds its K input and
-      // output rows, copied side by side).
-      const double transient = 2.0 * d * p + (k_ > 1 ? plan_.capture_floats : 0.0);
-      const int64_t chunk = chunk_samples(transient, g_.element_size(), policy_);
+      // Transient per sample: its gradient and its copy of the weight.
+      const int64_t chunk = chunk_samples(2.0 * d * p, g_.element_size(), policy_);
       for (int64_t s = 0; s < b_; s += chunk) {
         const int64_t n = std::min(chunk, b_ - s);
         const torch::Tensor gi = grouped_weight_gradients(s, n).view({n, p, d});

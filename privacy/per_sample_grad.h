@@ -18,10 +18,11 @@
 //   kDirect      g_i = G_iᵀA_i formed per sample, squared, dropped. Cost ~2Rdp. Linear: one bmm
 //                per chunk of samples; Conv2d: the convolution's own weight-gradient kernel
 //                (oneDNN), which reads the input directly — no unfold buffer (unfold costs more
-//                than the GEMM itself at high resolution) — run once per chunk of samples as a
-//                grouped convolution (groups = samples side by side in the channel dimension,
-//                the K draws in the batch dimension). One call per sample instead was 1.1-9x
-//                slower at the models' shapes (bench/reference/conv_per_sample.py).
+//                than the GEMM itself at high resolution). K = 1: once per chunk of samples as a
+//                grouped convolution (groups = samples side by side in the channel dimension);
+//                one call per sample was 1.1-9x slower at the models' shapes. K > 1: one call
+//                per sample on its K rows, as fast as grouped there
+//                (bench/reference/conv_per_sample.py).
 //   kDirectKeep  as kDirect but g_i is kept [B, p, d]; the clipped sum is then Σ c_i g_i (a GEMV)
 //                and the book-keeping GEMM is skipped: no FLOPs beyond a non-private step.
 // After kGhost/kDirect the clipped sum is the book-keeping GEMM (Bu et al. 2023):
@@ -61,8 +62,8 @@ struct NormPolicy {
   // kAuto keeps g_i when p·d <= keep_ratio · (floats of A and G per sample), or p·d <= keep_floats.
   double keep_ratio = 1.0;
   int64_t keep_floats = 4096;
-  // Conv2d kDirect: one grouped weight-gradient call per chunk of samples (true), or one call
-  // per sample (false; the benchmark's comparison).
+  // Conv2d kDirect with K = 1: one grouped weight-gradient call per chunk of samples (true), or
+  // one call per sample (false; the benchmark's comparison). K > 1 always calls per sample.
   bool grouped_conv = true;
 };
 

@@ -55,7 +55,7 @@ void check_all(Model& model, const std::function<RowLosses(int64_t)>& make_losse
   for (int64_t k : {1, 3}) {
     const RowLosses losses = make_losses(k);
     for (NormPolicy::Force force : kForces) {
-      // Conv2d's direct methods: the grouped call (default) and one call per sample.
+      // Conv2d's direct methods at K = 1: the grouped call (default) and one call per sample.
       for (bool grouped : {true, false}) {
         SCOPED_TRACE("K=" + std::to_string(k) + " method=" + force_name(force) +
                      (grouped ? " grouped" : " per-sample calls"));
