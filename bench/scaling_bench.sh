@@ -13,7 +13,7 @@
 # channels), batch 32 per rank, on a 6,000-image Fashion-MNIST subset packed on first use.
 # Efficiency = throughput(2 ranks) / (2 x throughput(1 rank)); target >= 90% (DESIGN.md §7).
 #
-# Control (--control, on by default): two independent 1-rank jobs at once, each pinned to its own
+# Control (on unless --no-control): two independent 1-rank jobs at once, each pinned to its own
 # core, with no communication at all. Their throughput over 2 x one job alone is what this machine
 # gives two processes sharing its caches and memory bus: the ceiling for any 2-rank job here.
 set -euo pipefail
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
     --port-base) port_base=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-control) control=0; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "scaling_bench: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
