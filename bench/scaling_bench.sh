@@ -49,6 +49,24 @@ if [ -z "$data" ]; then
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
+# scrape_while RUN PORT0 COUNT PID...: scrape ports PORT0..PORT0+COUNT-1 about 4 times a second
+# while any PID lives, into RUN/scrapes/rank<r>.<i>.txt: <t> then the exposition text.
+scrape_while() {
+  local run=$1 port0=$2 count=$3 i=0 r t body
+  shift 3
+  alive() { local p; for p in "$@"; do kill -0 "$p" 2> /dev/null && return 0; done; return 1; }
+  while alive "$@"; do
+    for ((r = 0; r < count; ++r)); do
+      t=$(date +%s.%N)
+      if body=$(curl -s --max-time 1 "http://127.0.0.1:$((port0 + r))/metrics"); then
+        printf '%s\n%s\n' "$t" "$body" > "$run/scrapes/rank$r.$(printf %06d $i).txt"
+      fi
+    done
+    i=$((i + 1))
+    sleep 0.25
+  done
+}
+
 for np in $ranks; do
   run=$out/np$np
   rm -rf "$run" && mkdir -p "$run/scrapes"
@@ -58,18 +76,7 @@ for np in $ranks; do
     "autoencoder.channels=$channels" autoencoder.log_every=10 "checkpoint.every_steps=$steps" \
     monitoring.enabled=true "monitoring.port_base=$port_base" > "$run/train.log" 2>&1 &
   job=$!
-  # Scrape every rank about 4 times a second until the job ends: <t> then the exposition text.
-  i=0
-  while kill -0 "$job" 2> /dev/null; do
-    for ((r = 0; r < np; ++r)); do
-      t=$(date +%s.%N)
-      if body=$(curl -s --max-time 1 "http://127.0.0.1:$((port_base + r))/metrics"); then
-        printf '%s\n%s\n' "$t" "$body" > "$run/scrapes/rank$r.$(printf %06d $i).txt"
-      fi
-    done
-    i=$((i + 1))
-    sleep 0.25
-  done
+  scrape_while "$run" "$port_base" "$np" "$job"
   wait "$job" || { cat "$run/train.log"; echo "scaling_bench: training on $np rank(s) failed" >&2; exit 1; }
 done
 
@@ -87,17 +94,7 @@ if [ "$control" = 1 ]; then
       > "$run/train$r.log" 2>&1 &
     jobs_+=($!)
   done
-  i=0
-  while kill -0 "${jobs_[0]}" 2> /dev/null || kill -0 "${jobs_[1]}" 2> /dev/null; do
-    for r in 0 1; do
-      t=$(date +%s.%N)
-      if body=$(curl -s --max-time 1 "http://127.0.0.1:$((port_base + 10 + r))/metrics"); then
-        printf '%s\n%s\n' "$t" "$body" > "$run/scrapes/rank$r.$(printf %06d $i).txt"
-      fi
-    done
-    i=$((i + 1))
-    sleep 0.25
-  done
+  scrape_while "$run" "$((port_base + 10))" 2 "${jobs_[@]}"
   for r in 0 1; do
     wait "${jobs_[$r]}" || { cat "$run/train$r.log"; echo "scaling_bench: control job $r failed" >&2; exit 1; }
   done
