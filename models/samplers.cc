@@ -25,14 +25,11 @@ class EvalScope {
 
 }  // namespace
 
-std::vector<int64_t> ddim_timesteps(int64_t num_train_timesteps, int64_t steps) {
+std::vector<int64_t> sampling_timesteps(int64_t num_train_timesteps, int64_t steps) {
   UMBRA_CHECK(steps >= 1 && steps <= num_train_timesteps,
               "sampler.num_inference_steps: expected 1 to ", num_train_timesteps, ", got ", steps);
   std::vector<int64_t> out;
-  const double ratio = static_cast<double>(num_train_timesteps) / static_cast<double>(steps);
-  for (int64_t i = 0; i < steps; ++i) {
-    out.push_back(static_cast<int64_t>(std::llround(num_train_timesteps - i * ratio)) - 1);
-  }
+  for (int64_t i = steps - 1; i >= 0; --i) out.push_back(i * num_train_timesteps / steps);
   return out;
 }
 
@@ -77,13 +74,8 @@ torch::Tensor sample_latents(UNetImpl& model, const NoiseSchedule& schedule, Pre
   shape.insert(shape.end(), latent_shape.begin(), latent_shape.end());
   auto draw = [&] { return torch::randn(shape, gen, torch::kFloat32).to(device); };
 
-  const int64_t T = schedule.num_timesteps();
-  std::vector<int64_t> steps;
-  if (options.sampler == "ddpm") {
-    for (int64_t t = T - 1; t >= 0; --t) steps.push_back(t);
-  } else {
-    steps = ddim_timesteps(T, options.num_inference_steps);
-  }
+  const std::vector<int64_t> steps =
+      sampling_timesteps(schedule.num_timesteps(), options.num_inference_steps);
 
   torch::Tensor x = draw();
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -96,11 +88,11 @@ torch::Tensor sample_latents(UNetImpl& model, const NoiseSchedule& schedule, Pre
     const double ab = schedule.alpha_cumprod(t);
     const double ab_prev = schedule.alpha_cumprod(t_prev);
     if (options.sampler == "ddpm") {
-      const double beta = schedule.beta(t);
+      const double beta = 1.0 - ab / ab_prev;
       const double c0 = std::sqrt(ab_prev) * beta / (1.0 - ab);
       const double ct = std::sqrt(1.0 - beta) * (1.0 - ab_prev) / (1.0 - ab);
       x = c0 * x0 + ct * x;
-      if (t > 0) x = x + std::sqrt((1.0 - ab_prev) / (1.0 - ab) * beta) * draw();
+      if (t_prev >= 0) x = x + std::sqrt((1.0 - ab_prev) / (1.0 - ab) * beta) * draw();
     } else {
       const double sigma =
           options.eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);

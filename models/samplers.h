@@ -1,13 +1,18 @@
 // Sampling from the latent diffusion prior (DESIGN.md §6): DDPM ancestral sampling and DDIM,
 // with classifier-free guidance, class-conditional or unconditional, seeded.
 //
-// DDPM (Ho et al. 2020): all T steps t = T−1 … 0, x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z with the
-// posterior mean μ̃_t = √ᾱ_{t−1} β_t/(1−ᾱ_t) x̂_0 + √α_t (1−ᾱ_{t−1})/(1−ᾱ_t) x_t and the posterior
-// variance σ_t² = β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) β_t ("fixed small"); no noise at t = 0.
-// DDIM (Song et al. 2021): S steps on the "trailing" spacing τ_i = round(T − i·T/S) − 1,
-// i = 0 … S−1 (starts at T−1, ends at T/S − 1; S = T gives every step), previous step τ_{i+1}
-// (ᾱ = 1 after the last), x_prev = √ᾱ_prev x̂_0 + √(1−ᾱ_prev−σ²) ε̂ + σ z with
-// σ = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1−ᾱ_t/ᾱ_prev). η = 1 with S = T is exactly DDPM's update.
+// Both samplers run S = num_inference_steps steps on the "leading" spacing of the DDIM paper and
+// iDDPM's "ddimS": τ_i = ⌊i·T/S⌋, taken descending (S = 50 of T = 1000: 980, 960, …, 0; S = T
+// gives every step), previous step τ_{i+1} (ᾱ = 1 after the last). The spacing never starts at
+// t = T−1 for S < T, and that is on purpose: the cosine schedule clips β_{T−1} at 0.999, so
+// ᾱ_{T−1} ≈ 2e-9 and x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t multiplies the network's ε error by ~2e4; a
+// deterministic DDIM jump from there to ᾱ_prev ≈ 1e-3 carries ~600× that error into x and never
+// recovers (blob samples; the "trailing" spacing round(T − i·T/S) − 1 did exactly that).
+// DDPM (Ho et al. 2020), respaced as in iDDPM: x_prev = μ̃(x_t, x̂_0) + σ z with β = 1 − ᾱ_t/ᾱ_prev,
+// μ̃ = √ᾱ_prev β/(1−ᾱ_t) x̂_0 + √(1−β) (1−ᾱ_prev)/(1−ᾱ_t) x_t and σ² = (1−ᾱ_prev)/(1−ᾱ_t) β
+// ("fixed small"); no noise after the last step. With S = T, β is the schedule's β_t.
+// DDIM (Song et al. 2021): x_prev = √ᾱ_prev x̂_0 + √(1−ᾱ_prev−σ²) ε̂ + σ z with
+// σ = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1−ᾱ_t/ᾱ_prev). η = 1 is exactly the DDPM update above.
 // Guidance: out = out(∅) + w (out(c) − out(∅)) on the model output (ε or v), computed as one
 // forward of the 2B batch [x; x]; w = 1 is plain conditional sampling (one forward of B), w = 0
 // unconditional. Samples whose label is the null class are unconditional whatever w is.
@@ -37,16 +42,17 @@ struct SamplerOptions {
 
   template <class V>
   void visit(V& v) {
-    v("sampler", sampler, "Sampler: DDPM ancestral (all T steps) or DDIM", OneOf{"ddpm", "ddim"});
-    v("num_inference_steps", num_inference_steps, "DDIM steps (ignored by DDPM)", AtLeast{1});
+    v("sampler", sampler, "Sampler: DDPM ancestral or DDIM", OneOf{"ddpm", "ddim"});
+    v("num_inference_steps", num_inference_steps,
+      "Denoising steps of either sampler (at most the prior's num_train_timesteps)", AtLeast{1});
     v("eta", eta, "DDIM stochasticity: 0 = deterministic DDIM, 1 = DDPM-like", InRange{0.0, 1.0});
     v("guidance_scale", guidance_scale,
       "Classifier-free guidance weight w (1 = conditional, 0 = unconditional)", AtLeast{0.0});
   }
 };
 
-// DDIM's timesteps, descending (see above). 1 <= steps <= T.
-std::vector<int64_t> ddim_timesteps(int64_t num_train_timesteps, int64_t steps);
+// The sampler's timesteps, descending (leading spacing, see above). 1 <= steps <= T.
+std::vector<int64_t> sampling_timesteps(int64_t num_train_timesteps, int64_t steps);
 
 // The (guided) model output for x_t [B, ...] at timesteps t [B]; labels [B] or undefined.
 torch::Tensor guided_model_output(UNetImpl& model, const torch::Tensor& x_t, const torch::Tensor& t,

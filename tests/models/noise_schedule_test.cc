@@ -89,19 +89,54 @@ TEST(NoiseSchedule, RejectsBadInput) {
   EXPECT_THROW(parse_beta_schedule("quadratic", "prior.beta_schedule"), Error);
 }
 
-TEST(DdimTimesteps, TrailingSpacing) {
-  std::vector<int64_t> all = ddim_timesteps(1000, 1000);
+TEST(SamplingTimesteps, LeadingSpacing) {
+  std::vector<int64_t> all = sampling_timesteps(1000, 1000);
   ASSERT_EQ(all.size(), 1000u);
   for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(all[i], 999 - i);
-  const auto fifty = ddim_timesteps(1000, 50);
+  const auto fifty = sampling_timesteps(1000, 50);
   ASSERT_EQ(fifty.size(), 50u);
-  EXPECT_EQ(fifty.front(), 999);
-  EXPECT_EQ(fifty.back(), 19);
+  EXPECT_EQ(fifty.front(), 980);
+  EXPECT_EQ(fifty.back(), 0);
   for (size_t i = 1; i < fifty.size(); ++i) EXPECT_EQ(fifty[i - 1] - fifty[i], 20);
-  const auto seven = ddim_timesteps(1000, 7);
-  EXPECT_EQ(seven, (std::vector<int64_t>{999, 856, 713, 570, 428, 285, 142}));
-  EXPECT_THROW(ddim_timesteps(1000, 0), Error);
-  EXPECT_THROW(ddim_timesteps(1000, 1001), Error);
+  const auto seven = sampling_timesteps(1000, 7);
+  EXPECT_EQ(seven, (std::vector<int64_t>{857, 714, 571, 428, 285, 142, 0}));
+  EXPECT_EQ(sampling_timesteps(1000, 1), (std::vector<int64_t>{0}));
+  EXPECT_THROW(sampling_timesteps(1000, 0), Error);
+  EXPECT_THROW(sampling_timesteps(1000, 1001), Error);
+}
+
+// How much one deterministic DDIM step (η = 0) multiplies an error in the network's ε̂:
+// x_prev = √ᾱ_prev (x − √(1−ᾱ) ε̂)/√ᾱ + √(1−ᾱ_prev) ε̂,
+// so ∂x_prev/∂ε̂ = √(1−ᾱ_prev) − √(ᾱ_prev/ᾱ)√(1−ᾱ).
+double largest_eps_error_gain(const NoiseSchedule& s, int64_t steps) {
+  const auto ts = sampling_timesteps(s.num_timesteps(), steps);
+  double worst = 0.0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const double ab = s.alpha_cumprod(ts[i]);
+    const double ab_prev = s.alpha_cumprod(i + 1 < ts.size() ? ts[i + 1] : -1);
+    worst = std::max(
+        worst, std::abs(std::sqrt(1 - ab_prev) - std::sqrt(ab_prev / ab) * std::sqrt(1 - ab)));
+  }
+  return worst;
+}
+
+// The cosine schedule's last β is clipped at 0.999, so ᾱ_999 ≈ 2.4e-9. The old trailing spacing
+// started every DDIM run there: its first 50-step jump multiplied the ε̂ error by 633 (250 steps:
+// 160), which turned a trained model's samples into blobs while DDPM's small steps were fine.
+// The leading spacing keeps every step's gain small for both schedules; only S = T steps from
+// t = 999 itself, where the gain is DDPM's own √(ᾱ_998/ᾱ_999) ≈ 32.
+TEST(SamplingTimesteps, NoStepAmplifiesTheNetworksErrorOnCosineOrLinear) {
+  const NoiseSchedule cosine(BetaSchedule::kCosine, 1000);
+  const NoiseSchedule linear(BetaSchedule::kLinear, 1000, 1e-4, 0.02);
+  EXPECT_NEAR(cosine.alpha_cumprod(999), 2.4e-9, 0.2e-9);
+  for (int64_t steps : {1, 2, 10, 25, 50, 100, 250, 500}) {
+    EXPECT_LT(largest_eps_error_gain(cosine, steps), 5.0) << steps << " steps";
+    EXPECT_LT(largest_eps_error_gain(linear, steps), 5.0) << steps << " steps";
+  }
+  EXPECT_LT(largest_eps_error_gain(cosine, 1000), 33.0);
+  // What the trailing spacing's first step did at 50 steps (999 -> 979).
+  const double ab = cosine.alpha_cumprod(999), ab_prev = cosine.alpha_cumprod(979);
+  EXPECT_GT(std::sqrt(ab_prev / ab) * std::sqrt(1 - ab) - std::sqrt(1 - ab_prev), 500.0);
 }
 
 }  // namespace

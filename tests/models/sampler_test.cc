@@ -55,9 +55,10 @@ SamplerOptions ddim(int64_t steps, double eta, double w = 1.0) {
   return o;
 }
 
-SamplerOptions ddpm(double w = 1.0) {
+SamplerOptions ddpm(int64_t steps, double w = 1.0) {
   SamplerOptions o;
   o.sampler = "ddpm";
+  o.num_inference_steps = steps;
   o.guidance_scale = w;
   return o;
 }
@@ -65,7 +66,7 @@ SamplerOptions ddpm(double w = 1.0) {
 TEST(Samplers, ShapesAndDeterminism) {
   Fixture f;
   const auto labels = torch::tensor({0, 1, 2, 3, 0}, torch::kLong);  // 3 = null class
-  for (const SamplerOptions& so : {ddim(10, 0.0), ddim(10, 0.7, 2.5), ddpm(1.5)}) {
+  for (const SamplerOptions& so : {ddim(10, 0.0), ddim(10, 0.7, 2.5), ddpm(10, 1.5)}) {
     const auto a = f.sample(so, 5, labels, 42);
     EXPECT_EQ(a.sizes(), (std::vector<int64_t>{5, 2, 4, 4}));
     EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
@@ -117,7 +118,7 @@ torch::Tensor reference_ddim(Fixture& f, int64_t steps, double eta, const torch:
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const int64_t n = labels.size(0);
   torch::Tensor x = torch::randn({n, 2, 4, 4}, gen, torch::kFloat32);
-  const auto ts = ddim_timesteps(f.schedule.num_timesteps(), steps);
+  const auto ts = sampling_timesteps(f.schedule.num_timesteps(), steps);
   const auto null = torch::full_like(labels, 3);
   for (size_t i = 0; i < ts.size(); ++i) {
     const auto t = torch::full({n}, ts[i], torch::kLong);
@@ -172,12 +173,23 @@ TEST(Samplers, GuidanceCombinesConditionalAndUnconditional) {
 TEST(Samplers, DdimWithAllStepsAndEtaOneIsDdpmDrawByDraw) {
   Fixture f(stats_prior_options(), 1000);
   const auto labels = torch::tensor({0, 1, 2, 3, 2, 1}, torch::kLong);
-  const auto a = f.sample(ddpm(2.0), 6, labels, 17);
+  const auto a = f.sample(ddpm(1000, 2.0), 6, labels, 17);
   const auto b = f.sample(ddim(1000, 1.0, 2.0), 6, labels, 17);
   const double diff = (a - b).abs().max().item<double>();
   std::printf("DDPM vs DDIM(S=T, eta=1), same seed: max abs diff %.3g (max |x| %.3g)\n", diff,
               a.abs().max().item<double>());
   EXPECT_LE(diff, 1e-3 * (1.0 + a.abs().max().item<double>()));
+}
+
+// Respaced DDPM (S < T, β = 1 − ᾱ_t/ᾱ_prev) is the same update as DDIM with η = 1 on the same
+// steps, and it really takes S steps: fewer steps give different samples.
+TEST(Samplers, RespacedDdpmIsDdimWithEtaOneOnTheSameSteps) {
+  Fixture f(stats_prior_options(), 1000);
+  const auto labels = torch::tensor({0, 1, 2, 3}, torch::kLong);
+  const auto a = f.sample(ddpm(25, 1.5), 4, labels, 8);
+  const auto b = f.sample(ddim(25, 1.0, 1.5), 4, labels, 8);
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-4 * (1.0 + a.abs().max().item<double>()));
+  EXPECT_GT((a - f.sample(ddpm(50, 1.5), 4, labels, 8)).abs().max().item<double>(), 1e-2);
 }
 
 struct Moments {
@@ -204,7 +216,7 @@ TEST(Samplers, DdimWithAllStepsAndEtaOneMatchesDdpmStatistics) {
   Fixture f(o, 1000);
   const int64_t n = 500;
   const auto labels = torch::arange(n, torch::kLong) % 4;  // classes 0..2 and unconditional
-  const auto p = f.sample(ddpm(), n, labels, 1001).flatten(1).to(torch::kFloat64);
+  const auto p = f.sample(ddpm(1000), n, labels, 1001).flatten(1).to(torch::kFloat64);
   const auto q = f.sample(ddim(1000, 1.0), n, labels, 2002).flatten(1).to(torch::kFloat64);
   const Moments mp = moments(p), mq = moments(q);
   const auto z_mean = (mp.mean - mq.mean) / torch::sqrt((mp.var + mq.var) / static_cast<double>(n));
