@@ -51,6 +51,31 @@ PerSampleClipper::PerSampleClipper(torch::nn::Module& model, ClippingOptions opt
     layer_names_.push_back(name);
     layers_.push_back(module);
   }
+  if (options_.per_layer) {
+    const size_t l = layers_.size();
+    if (options_.layer_max_grad_norms.empty()) {
+      thresholds_.assign(l, options_.max_grad_norm / std::sqrt(static_cast<double>(l)));
+    } else {
+      UMBRA_CHECK(options_.layer_max_grad_norms.size() == l, "clipping: expected ", l,
+                  " per-layer thresholds (one per DP layer), got ",
+                  options_.layer_max_grad_norms.size());
+      for (size_t i = 0; i < l; ++i) {
+        UMBRA_CHECK(options_.layer_max_grad_norms[i] > 0.0, "clipping: threshold of layer '",
+                    layer_names_[i], "' must be > 0, got ", options_.layer_max_grad_norms[i]);
+      }
+      thresholds_ = options_.layer_max_grad_norms;
+    }
+  } else {
+    UMBRA_CHECK(options_.layer_max_grad_norms.empty(),
+                "clipping: per-layer thresholds were given but per-layer clipping is off");
+  }
+  // Two live clippers on one model would take each other's callbacks: the first would then clip
+  // nothing, or call into a destroyed clipper. Every check is done before the model is touched,
+  // so a constructor that throws leaves no callback pointing at it.
+  for (const auto& [name, module] : primitives_) {
+    UMBRA_CHECK(!module->has_grad_callback(), "model ", model.name(), ": layer '", name,
+                "' already belongs to a live per-sample clipper; one clipper per model at a time");
+  }
   // GroupNorms capture their input (free: autograd holds it) instead of x̂; captures made before
   // this switch are dropped so that none is misread.
   for (auto& [name, module] : primitives_) {
@@ -64,24 +89,6 @@ PerSampleClipper::PerSampleClipper(torch::nn::Module& model, ClippingOptions opt
   for (size_t l = 0; l < layers_.size(); ++l) {
     layers_[l]->set_grad_callback(
         [this, l](DPModule&) { on_grad_output(static_cast<int64_t>(l)); });
-  }
-  if (!options_.per_layer) {
-    UMBRA_CHECK(options_.layer_max_grad_norms.empty(),
-                "clipping: per-layer thresholds were given but per-layer clipping is off");
-    return;
-  }
-  const size_t l = layers_.size();
-  if (options_.layer_max_grad_norms.empty()) {
-    thresholds_.assign(l, options_.max_grad_norm / std::sqrt(static_cast<double>(l)));
-  } else {
-    UMBRA_CHECK(options_.layer_max_grad_norms.size() == l, "clipping: expected ", l,
-                " per-layer thresholds (one per DP layer), got ",
-                options_.layer_max_grad_norms.size());
-    for (size_t i = 0; i < l; ++i) {
-      UMBRA_CHECK(options_.layer_max_grad_norms[i] > 0.0, "clipping: threshold of layer '",
-                  layer_names_[i], "' must be > 0, got ", options_.layer_max_grad_norms[i]);
-    }
-    thresholds_ = options_.layer_max_grad_norms;
   }
 }
 

@@ -66,8 +66,9 @@ struct ClipStats {
 class PerSampleClipper {
  public:
   // Throws umbra::Error naming the layer when the model holds a parameterised module that is not
-  // a DP primitive, any BatchNorm, or a DP primitive kind with no per-sample rule, and for bad
-  // options (C <= 0, K < 1, thresholds not matching the layers).
+  // a DP primitive, any BatchNorm, or a DP primitive kind with no per-sample rule, or is held by
+  // another live clipper; and for bad options (C <= 0, K < 1, thresholds not matching the
+  // layers). A constructor that throws leaves the model untouched.
   PerSampleClipper(torch::nn::Module& model, ClippingOptions options);
   ~PerSampleClipper();
   PerSampleClipper(const PerSampleClipper&) = delete;

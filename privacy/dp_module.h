@@ -51,6 +51,7 @@ class DPModule {
   void set_grad_callback(std::function<void(DPModule&)> callback) {
     grad_callback_ = std::move(callback);
   }
+  bool has_grad_callback() const { return static_cast<bool>(grad_callback_); }
 
  protected:
   // The parameter as the functional op should see it: detached in DP mode.

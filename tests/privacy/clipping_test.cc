@@ -136,11 +136,14 @@ TEST(Clipping, PerLayerDefaultAndGivenThresholds) {
   options.per_layer = true;
   expect_matches_reference(*model, rows.losses(model), 5, 2, options);
 
-  PerSampleClipper probe(*model, options);
-  const size_t l = probe.layer_names().size();
-  EXPECT_NEAR(probe.sensitivity(), options.max_grad_norm, 1e-12);
-  for (double c : probe.layer_thresholds()) {
-    EXPECT_NEAR(c, options.max_grad_norm / std::sqrt(static_cast<double>(l)), 1e-12);
+  size_t l = 0;
+  {
+    PerSampleClipper probe(*model, options);
+    l = probe.layer_names().size();
+    EXPECT_NEAR(probe.sensitivity(), options.max_grad_norm, 1e-12);
+    for (double c : probe.layer_thresholds()) {
+      EXPECT_NEAR(c, options.max_grad_norm / std::sqrt(static_cast<double>(l)), 1e-12);
+    }
   }
   // Given thresholds: alternate small and large so that some layers clip and others do not.
   ClippingOptions given = options;
@@ -152,6 +155,33 @@ TEST(Clipping, PerLayerDefaultAndGivenThresholds) {
   double expected = 0;
   for (double c : given.layer_max_grad_norms) expected += c * c;
   EXPECT_NEAR(PerSampleClipper(*model, given).sensitivity(), std::sqrt(expected), 1e-12);
+}
+
+// A clipper owns the model's gradient callbacks while it lives: a second one on the same model
+// is refused (it would silently take the callbacks from the first), and a constructor that
+// throws leaves no callback behind that points at it.
+TEST(Clipping, OneLiveClipperPerModel) {
+  torch::manual_seed(310);
+  Autoencoder model(small_autoencoder());
+  const AutoencoderRows rows(3, 1, model->options());
+  ClippingOptions options;
+  {
+    PerSampleClipper first(*model, options);
+    try {
+      PerSampleClipper second(*model, options);
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("already belongs to a live per-sample clipper"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  ClippingOptions bad = options;
+  bad.per_layer = true;
+  bad.layer_max_grad_norms = {1.0};  // not one per layer
+  EXPECT_THROW(PerSampleClipper(*model, bad), Error);
+  // Nothing was left behind: a new clipper works and matches the reference.
+  expect_matches_reference(*model, rows.losses(model), 3, 1, options);
 }
 
 // σ = 0 and C = ∞: the DP step's gradient is the ordinary gradient of the summed loss.

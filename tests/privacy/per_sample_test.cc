@@ -265,17 +265,19 @@ TEST(PerSampleGrad, RefusesCaptureOfWrongBatch) {
   torch::manual_seed(70);
   Single<DPLinear> model(DPLinear(4, 2));
   set_dp_mode(model, true);
-  PerSampleClipper clipper(model, ClippingOptions{});
-  model.layer(torch::randn({5, 4})).sum().backward();
-  try {
-    clipper.clip_and_accumulate(3);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("'layer'"), std::string::npos) << e.what();
+  {
+    PerSampleClipper clipper(model, ClippingOptions{});
+    model.layer(torch::randn({5, 4})).sum().backward();
+    try {
+      clipper.clip_and_accumulate(3);
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'layer'"), std::string::npos) << e.what();
+    }
+    // The clipper is usable again for the next micro-batch.
+    model.layer(torch::randn({3, 4})).sum().backward();
+    EXPECT_EQ(clipper.clip_and_accumulate(3).num_samples, 3);
   }
-  // The clipper is usable again for the next micro-batch.
-  model.layer(torch::randn({3, 4})).sum().backward();
-  EXPECT_EQ(clipper.clip_and_accumulate(3).num_samples, 3);
   // A clipper constructed after the backward pass finds nothing to clip, and says so.
   model.layer(torch::randn({3, 4})).sum().backward();
   PerSampleClipper late(model, ClippingOptions{});
