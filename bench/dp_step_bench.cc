@@ -358,14 +358,19 @@ void run_memory(Workload& w, const Args& args) {
     non_private_step(w, rows);  // warm-up: parameter grads exist in both measurements
     const Peak np = measure_peak([&] { non_private_step(w, rows); });
     set_dp_mode(*w.module, true);
-    PerSampleClipper clipper(*w.module, options);
-    dp_step(w, clipper, batch, rows, nullptr);
-    const Peak dp = measure_peak([&] { dp_step(w, clipper, batch, rows, nullptr); });
-    std::printf(
-        "  %-11s batch %4lld  step peak: non-private %7.1f MiB, DP %7.1f MiB, ratio %.3f"
-        " (target <= 1.2)  |  process peak %7.1f / %7.1f MiB, ratio %.3f\n",
-        w.name.c_str(), static_cast<long long>(batch), np.step / (1 << 20), dp.step / (1 << 20),
-        dp.step / np.step, np.process / (1 << 20), dp.process / (1 << 20), dp.process / np.process);
+    for (bool grouped : {true, false}) {
+      if (!grouped && !args.conv_loop) break;
+      options.policy.grouped_conv = grouped;
+      PerSampleClipper clipper(*w.module, options);
+      dp_step(w, clipper, batch, rows, nullptr);
+      const Peak dp = measure_peak([&] { dp_step(w, clipper, batch, rows, nullptr); });
+      std::printf(
+          "  %-11s batch %4lld  step peak: non-private %7.1f MiB, DP%s %7.1f MiB, ratio %.3f"
+          " (target <= 1.2)  |  process peak %7.1f / %7.1f MiB, ratio %.3f\n",
+          w.name.c_str(), static_cast<long long>(batch), np.step / (1 << 20),
+          grouped ? "" : " (conv loop)", dp.step / (1 << 20), dp.step / np.step,
+          np.process / (1 << 20), dp.process / (1 << 20), dp.process / np.process);
+    }
   }
   set_dp_mode(*w.module, false);
   clear_grads(*w.module);
