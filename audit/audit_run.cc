@@ -5,6 +5,7 @@
 #include <ctime>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <unordered_map>
@@ -116,9 +117,11 @@ nlohmann::json checkpoint_info(const nlohmann::json& state) {
 // Membership scores of the images at `positions` of `split`: [n, 2] float64, column 0 the mean
 // diffusion loss over the fixed (t, noise) pairs, column 1 the autoencoder's -ELBO in nats.
 // `side` separates the noise seeds of members (0), non-members (1) and canaries (2).
+// elbo_only: column 0 is NaN and the prior is not run (the canary reference views need only the
+// -ELBO); column 1 is the same either way, since its latent draws have their own generator.
 torch::Tensor membership_scores(Communicator& comm, TrainedRun& run, const SplitData& split,
                                 const std::vector<int64_t>& positions, const AuditOptions& o,
-                                uint64_t side, const std::string& what) {
+                                uint64_t side, const std::string& what, bool elbo_only = false) {
   const NoiseSchedule schedule = NoiseSchedule::from_options(run.cfg.prior.model);
   const PredictionType type =
       parse_prediction_type(run.cfg.prior.model.prediction_type, "prior.prediction_type");
@@ -139,7 +142,7 @@ torch::Tensor membership_scores(Communicator& comm, TrainedRun& run, const Split
         const torch::Tensor labels = conditional ? batch.labels : torch::Tensor();
         torch::Tensor loss = torch::zeros({count}, torch::kFloat64);
         int64_t terms = 0;
-        for (size_t j = 0; j < o.mia_timesteps.size(); ++j) {
+        for (size_t j = 0; j < (elbo_only ? 0 : o.mia_timesteps.size()); ++j) {
           for (int64_t s = 0; s < o.mia_noise_draws; ++s) {
             at::Generator gen = at::detail::createCPUGenerator(
                 derived_seed(o.seed, 16 * side + 1, (chunk * 64 + j) * 64 + s));
@@ -154,7 +157,9 @@ torch::Tensor membership_scores(Communicator& comm, TrainedRun& run, const Split
             at::detail::createCPUGenerator(derived_seed(o.seed, 16 * side + 2, chunk));
         const torch::Tensor elbo =
             negative_elbo_nats(*run.autoencoder, batch.images, o.elbo_draws, gen);
-        return torch::stack({loss / static_cast<double>(terms), elbo.to(torch::kFloat64)}, 1);
+        if (elbo_only) loss.fill_(std::numeric_limits<double>::quiet_NaN());
+        if (terms > 0) loss /= static_cast<double>(terms);
+        return torch::stack({loss, elbo.to(torch::kFloat64)}, 1);
       });
 }
 
@@ -376,7 +381,9 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
     std::vector<std::vector<double>> view_losses;
     for (const SplitData& view : canary_reference_views(cs)) {
       view_losses.push_back(
-          column(membership_scores(comm, run, view, all, o, 2, "canary reference views"), 1));
+          column(membership_scores(comm, run, view, all, o, 2, "canary reference views",
+                                   /*elbo_only=*/true),
+                 1));
     }
     // Primary (gated): the autoencoder's -ELBO calibrated by the canary's reference views
     // (audit/canary_audit.h). The raw -ELBO and the prior's loss at the canary's label (the

@@ -80,7 +80,8 @@ void add_sample(CLI::App& app) {
   cmd->add_option("--n", a->n, "Number of images (default 100)");
   cmd->add_option("--class", a->cls, "Class index (default: every class in turn)");
   cmd->add_option("--guidance", a->guidance, "Classifier-free guidance scale w");
-  cmd->add_option("--steps", a->steps, "Sampling steps (DDIM)");
+  cmd->add_option("--steps", a->steps,
+                  "Denoising steps, DDPM or DDIM (default: the run's prior.sampling)");
   cmd->add_option("--sampler", a->sampler, "ddim or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
   cmd->add_option("--eta", a->eta, "DDIM eta in [0, 1]")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", a->seed, "Sampling seed (default 0)");
