@@ -24,6 +24,7 @@
 #include "core/rng.h"
 #include "core/sha256.h"
 #include "data/batch.h"
+#include "data/canaries.h"
 #include "data/dataset.h"
 #include "data/sampler.h"
 #include "models/diffusion_loss.h"
@@ -88,6 +89,15 @@ torch::Tensor map_chunks(Communicator& comm, int64_t n, int64_t chunk,
 std::vector<int64_t> spread_positions(int64_t n, int64_t count) {
   std::vector<int64_t> p;
   for (int64_t i = 0; i < count; ++i) p.push_back(i * n / count);
+  return p;
+}
+
+// `count` of `positions` spread evenly over the list.
+std::vector<int64_t> spread_over(const std::vector<int64_t>& positions, int64_t count) {
+  std::vector<int64_t> p;
+  for (int64_t i : spread_positions(static_cast<int64_t>(positions.size()), count)) {
+    p.push_back(positions[static_cast<size_t>(i)]);
+  }
   return p;
 }
 
@@ -268,6 +278,25 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
   // The run's canaries (step 4), rebuilt now so that a run record that disagrees fails early.
   const std::optional<RunCanaries> canaries =
       load_run_canaries(o.run_dir, run.cfg.data.canaries, train.meta, test);
+  // Held-out images for the null and the non-members: the test split without the images that
+  // relabel canaries took (an included one was trained on).
+  std::vector<int64_t> heldout_pool;
+  {
+    const std::vector<int64_t> taken =
+        canary_test_positions(run.cfg.data.canaries, test.count());  // ascending
+    size_t next = 0;
+    for (int64_t i = 0; i < test.count(); ++i) {
+      if (next < taken.size() && taken[next] == i) {
+        ++next;
+      } else {
+        heldout_pool.push_back(i);
+      }
+    }
+  }
+  const int64_t heldout_count = static_cast<int64_t>(heldout_pool.size());
+  UMBRA_CHECK(heldout_count > 0, data_dir,
+              ": no held-out test image is left for the audit (the relabel canaries took all ",
+              test.count(), ")");
   if (writer) fs::create_directories(o.out_dir);
 
   // 1. Samples.
@@ -309,8 +338,8 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
   const auto [tb, te] = rank_slice(n_distinct, comm.rank(), comm.size());
   const std::vector<int64_t> slice_pos(distinct.begin() + tb, distinct.begin() + te);
   const Batch slice = decode_batch(train, slice_pos, 0, DecodeOptions{});
-  const int64_t null_count = std::min(o.samples, test.count());
-  const torch::Tensor heldout = decode_positions(test, spread_positions(test.count(), null_count));
+  const int64_t null_count = std::min(o.samples, heldout_count);
+  const torch::Tensor heldout = decode_positions(test, spread_over(heldout_pool, null_count));
   spdlog::info(
       "audit: memorisation: k-NN of {} samples and {} held-out images over {} distinct training "
       "images of {} ({} on this rank)",
@@ -340,12 +369,12 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
 
   // 3. Membership inference.
   t0 = Clock::now();
-  const int64_t m = std::min({o.members, train.count(), test.count()});
+  const int64_t m = std::min({o.members, train.count(), heldout_count});
   spdlog::info("audit: membership inference: {} members vs {} held-out non-members", m, m);
   const torch::Tensor member_scores = membership_scores(
       comm, run, train, spread_positions(train.count(), m), o, 0, "membership scores (members)");
   const torch::Tensor nonmember_scores = membership_scores(
-      comm, run, test, spread_positions(test.count(), m), o, 1, "membership scores (non-members)");
+      comm, run, test, spread_over(heldout_pool, m), o, 1, "membership scores (non-members)");
   timings["membership"] = seconds_since(t0);
   const MembershipResult mia_diff =
       evaluate_membership(column(member_scores, 0), column(nonmember_scores, 0));

@@ -83,6 +83,8 @@ std::vector<uint8_t> ood_image(const DatasetMeta& meta, CanaryDraws& d) {
   return image;
 }
 
+int64_t relabel_position(int64_t j, int64_t test_count, int64_t m) { return j * test_count / m; }
+
 void check_fits(const CanaryOptions& o, const DatasetMeta& meta, const SplitData* test) {
   o.validate();
   UMBRA_CHECK(meta.num_classes() >= 1 && meta.image_bytes() > 0,
@@ -113,7 +115,7 @@ Canary canary_unchecked(const CanaryOptions& o, const DatasetMeta& meta, const S
     canary.image = ood_image(meta, d);
     canary.label = d.below(meta.num_classes());
   } else {
-    const int64_t position = j * test->count() / o.count;
+    const int64_t position = relabel_position(j, test->count(), o.count);
     const uint8_t* p = test->image(position);
     canary.image.assign(p, p + meta.image_bytes());
     const int64_t k = meta.num_classes();
@@ -141,6 +143,15 @@ Canary make_canary(const CanaryOptions& options, const DatasetMeta& meta, const 
   check_fits(options, meta, test);
   UMBRA_CHECK(j >= 0 && j < options.count, "canary ", j, " of ", options.count, " requested");
   return canary_unchecked(options, meta, test, j);
+}
+
+std::vector<int64_t> canary_test_positions(const CanaryOptions& options, int64_t test_count) {
+  std::vector<int64_t> out;
+  if (options.kind != "relabel" || options.count <= 0 || test_count <= 0) return out;
+  for (int64_t j = 0; j < options.count && j < test_count; ++j) {
+    out.push_back(relabel_position(j, test_count, options.count));
+  }
+  return out;
 }
 
 SplitData make_canaries(const CanaryOptions& options, const DatasetMeta& meta,

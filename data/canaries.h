@@ -9,9 +9,9 @@
 //  - kind "relabel": held-out TEST image number floor(j * T / m) of the T test images (evenly
 //    spaced over the test split) with a wrong label: (true + 1 + r) mod K, r uniform in
 //    [0, K - 2] for K classes. Test images never enter training otherwise, so a canary left out
-//    really is out. (The audit's membership non-members and the trainer's held-out ELBO use test
-//    images too: a relabel canary that was included is then a trained image among them, which
-//    makes the membership attack look a little weaker and the held-out ELBO a little better.)
+//    really is out. The audit leaves these test images out of its held-out null and its
+//    membership non-members (canary_test_positions). The trainer's held-out ELBO still uses them:
+//    an included relabel canary is a trained image there, which makes it a little better.
 // Randomness: Philox stream rng_stream(kCanary, 1 + j), counter = draw number, for canary j's
 // pattern or wrong label; the inclusion coins use rng_stream(kCanary, 0), counter = j.
 //
@@ -76,6 +76,11 @@ struct Canary {
 // (relabel with more canaries than test images or fewer than 2 classes).
 Canary make_canary(const CanaryOptions& options, const DatasetMeta& meta, const SplitData* test,
                    int64_t j);
+
+// The test-split positions that "relabel" canaries take (canary j: j·T/m for T test images),
+// ascending; empty for "ood" or no canaries. An included relabel canary is a trained image, so
+// the audit keeps these out of its held-out (non-member) sets.
+std::vector<int64_t> canary_test_positions(const CanaryOptions& options, int64_t test_count);
 
 // All m canaries as a split named "canaries": position j holds canary j.
 SplitData make_canaries(const CanaryOptions& options, const DatasetMeta& meta,

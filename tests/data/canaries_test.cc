@@ -133,6 +133,15 @@ TEST(Canaries, RelabelTakesSpreadTestImagesWithAWrongLabel) {
   EXPECT_EQ(wrong_by, (std::set<int64_t>{1, 2}));  // both wrong labels occur
   // Deterministic: the same again.
   EXPECT_EQ(make_canaries(o, meta, &test).labels, c.labels);
+  // canary_test_positions names exactly the test images the canaries took (the audit keeps them
+  // out of its held-out sets); ood canaries take none.
+  const std::vector<int64_t> taken = canary_test_positions(o, test.count());
+  ASSERT_EQ(taken.size(), 30u);
+  for (int64_t j = 0; j < 30; ++j) {
+    EXPECT_EQ(std::vector<uint8_t>(c.image(j), c.image(j) + 20),
+              std::vector<uint8_t>(test.image(taken[j]), test.image(taken[j]) + 20));
+  }
+  EXPECT_TRUE(canary_test_positions(options(30, "ood", 17), test.count()).empty());
 }
 
 TEST(Canaries, InclusionCoinsAndTheAugmentedSplit) {
