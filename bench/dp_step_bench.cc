@@ -5,7 +5,7 @@
 // for scale, and the per-layer ghost/direct plan.
 //
 //   dp_step_bench [--models ae,unet] [--batches 64,256] [--steps 5] [--threads 2]
-//                 [--multiplicity 1] [--reference-samples 16] [--chunk-mb 32]
+//                 [--multiplicity 1] [--reference-samples 16] [--chunk-mb 8]
 //                 [--no-memory | --memory-only] [--conv-loop]
 //
 // --conv-loop: also time the DP step with Conv2d's per-sample gradients one sample at a time
@@ -53,7 +53,7 @@ struct Args {
   int threads = 2;
   int64_t multiplicity = 1;
   int64_t reference_samples = 16;
-  int64_t chunk_mb = 32;
+  int64_t chunk_mb = NormPolicy{}.chunk_bytes >> 20;  // the engine's default
   bool memory = true;
   bool timing = true;
   bool conv_loop = false;
