@@ -14,7 +14,7 @@
 namespace umbra {
 namespace {
 
-constexpr int kSteps = 120;  // enough for several 1 s scrapes on 2 busy cores, done in ~15 s
+constexpr int kSteps = 360;  // several 1 s scrapes while it trains, even on an idle machine
 
 // {rank label -> address} from the file_sd target file (empty until rank 0 wrote it).
 std::map<std::string, std::string> targets_by_rank(const std::string& path) {
