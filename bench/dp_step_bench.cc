@@ -6,10 +6,13 @@
 //
 //   dp_step_bench [--models ae,unet] [--batches 64,256] [--steps 5] [--threads 2]
 //                 [--multiplicity 1] [--reference-samples 16] [--chunk-mb 8]
-//                 [--no-memory | --memory-only] [--conv-loop]
+//                 [--no-memory | --memory-only] [--conv-loop | --no-pixel-gram]
 //
-// --conv-loop: also time the DP step with Conv2d's per-sample gradients one sample at a time
-// (NormPolicy::grouped_conv = false, the method before 2026-12-07), alternating with the others.
+// A second DP policy measured side by side, alternating with the others (timings and memory):
+//   --conv-loop      Conv2d's per-sample gradients one sample at a time
+//                    (NormPolicy::grouped_conv = false, the method before 2026-12-07);
+//   --no-pixel-gram  no kGhostPixel for Conv2d (NormPolicy::pixel_gram = false, the choice
+//                    before 2026-12-08).
 //
 // Models: the autoencoder and the UNet with their default options (models/*_options.h; the
 // quickstart sizes: 28x28 images padded to 32, 8x8x4 latents). Times: median of --steps steps
@@ -56,8 +59,16 @@ struct Args {
   int64_t chunk_mb = NormPolicy{}.chunk_bytes >> 20;  // the engine's default
   bool memory = true;
   bool timing = true;
-  bool conv_loop = false;
+  // The second policy (empty: none) and its label.
+  std::string compare;
 };
+
+// The policy measured beside the default one, per Args::compare.
+NormPolicy compared_policy(const Args& args, NormPolicy policy) {
+  if (args.compare == "conv-loop") policy.grouped_conv = false;
+  if (args.compare == "no-pixel-gram") policy.pixel_gram = false;
+  return policy;
+}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -92,8 +103,8 @@ Args parse(int argc, char** argv) {
       a.reference_samples = std::stoll(value());
     } else if (key == "--chunk-mb") {
       a.chunk_mb = std::stoll(value());
-    } else if (key == "--conv-loop") {
-      a.conv_loop = true;
+    } else if (key == "--conv-loop" || key == "--no-pixel-gram") {
+      a.compare = key.substr(2);
     } else if (key == "--no-memory") {
       a.memory = false;
     } else if (key == "--memory-only") {
@@ -102,7 +113,7 @@ Args parse(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: dp_step_bench [--models ae,unet] [--batches 64,256] [--steps N] "
                    "[--threads N] [--multiplicity K] [--reference-samples N] [--chunk-mb N] "
-                   "[--no-memory | --memory-only] [--conv-loop]\n");
+                   "[--no-memory | --memory-only] [--conv-loop | --no-pixel-gram]\n");
       std::exit(key == "--help" ? 0 : 2);
     }
   }
@@ -262,11 +273,12 @@ void run(Workload& w, const Args& args) {
     const int64_t rows = batch * k;
     w.make_batch(batch, k, 1234);
     // Non-private and DP steps alternate, so that a load change on a shared machine hits both.
-    // A clipper owns the model's gradient callbacks while it lives: with --conv-loop the two
-    // clippers take turns, each built just before its step.
+    // A clipper owns the model's gradient callbacks while it lives: with a compared policy the
+    // two clippers take turns, each built just before its step.
     std::optional<PerSampleClipper> clipper, loop_clipper;
     ClippingOptions loop_options = options;
-    loop_options.policy.grouped_conv = false;
+    loop_options.policy = compared_policy(args, options.policy);
+    const bool compare = !args.compare.empty();
     std::vector<StepTimes> np, dp, dp_loop;
     int64_t clipped = 0, loop_clipped = 0;
     std::vector<LayerPlan> last_plan;  // of the last step of `clipper`
@@ -279,7 +291,7 @@ void run(Workload& w, const Args& args) {
       const StepTimes b = dp_step(w, *clipper, batch, rows, &clipped);
       last_plan = clipper->last_plan();
       StepTimes c;
-      if (args.conv_loop) {
+      if (compare) {
         clipper.reset();
         loop_clipper.emplace(*w.module, loop_options);
         c = dp_step(w, *loop_clipper, batch, rows, &loop_clipped);
@@ -287,7 +299,7 @@ void run(Workload& w, const Args& args) {
       if (s == 0) continue;  // warm-up
       np.push_back(a);
       dp.push_back(b);
-      if (args.conv_loop) dp_loop.push_back(c);
+      if (compare) dp_loop.push_back(c);
     }
     auto med = [](const std::vector<StepTimes>& v, double StepTimes::*f) {
       std::vector<double> x;
@@ -316,13 +328,13 @@ void run(Workload& w, const Args& args) {
     std::printf(
         "  time ratio DP/non-private  %.3f median  (%.3f of the fastest steps; target <= 1.25)\n",
         t_dp / t_np, min_dp / min_np);
-    if (args.conv_loop) {
+    if (compare) {
       const double t_loop = median(totals(dp_loop));
       std::printf(
-          "  DP step, Conv2d per sample in a loop  %.3f s  (backward %.3f, norms+clip %.3f): "
+          "  DP step, --%s  %.3f s  (backward %.3f, norms+clip %.3f): "
           "ratio %.3f median, %.3f of the fastest steps\n",
-          t_loop, med(dp_loop, &StepTimes::backward), med(dp_loop, &StepTimes::clip), t_loop / t_np,
-          min_of(totals(dp_loop)) / min_np);
+          args.compare.c_str(), t_loop, med(dp_loop, &StepTimes::backward),
+          med(dp_loop, &StepTimes::clip), t_loop / t_np, min_of(totals(dp_loop)) / min_np);
     }
     if (batch == args.batches.front()) {
       std::printf("\n  per-layer plan (batch %lld):\n%s", static_cast<long long>(batch),
@@ -358,17 +370,18 @@ void run_memory(Workload& w, const Args& args) {
     non_private_step(w, rows);  // warm-up: parameter grads exist in both measurements
     const Peak np = measure_peak([&] { non_private_step(w, rows); });
     set_dp_mode(*w.module, true);
-    for (bool grouped : {true, false}) {
-      if (!grouped && !args.conv_loop) break;
-      options.policy.grouped_conv = grouped;
+    const NormPolicy default_policy = options.policy;
+    for (bool compared : {false, true}) {
+      if (compared && args.compare.empty()) break;
+      options.policy = compared ? compared_policy(args, default_policy) : default_policy;
       PerSampleClipper clipper(*w.module, options);
       dp_step(w, clipper, batch, rows, nullptr);
       const Peak dp = measure_peak([&] { dp_step(w, clipper, batch, rows, nullptr); });
       std::printf(
-          "  %-11s batch %4lld  step peak: non-private %7.1f MiB, DP%s %7.1f MiB, ratio %.3f"
+          "  %-11s batch %4lld  step peak: non-private %7.1f MiB, DP%s%s %7.1f MiB, ratio %.3f"
           " (target <= 1.2)  |  process peak %7.1f / %7.1f MiB, ratio %.3f\n",
-          w.name.c_str(), static_cast<long long>(batch), np.step / (1 << 20),
-          grouped ? "" : " (conv loop)", dp.step / (1 << 20), dp.step / np.step,
+          w.name.c_str(), static_cast<long long>(batch), np.step / (1 << 20), compared ? " --" : "",
+          compared ? args.compare.c_str() : "", dp.step / (1 << 20), dp.step / np.step,
           np.process / (1 << 20), dp.process / (1 << 20), dp.process / np.process);
     }
   }

@@ -211,17 +211,18 @@ ClipStats PerSampleClipper::clip_and_accumulate(int64_t num_samples) {
 std::string format_plan(const std::vector<LayerPlan>& plan) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-52s %-9s %6s %6s %5s  %-11s %10s %10s %9s %8s %8s\n", "layer",
-                "kind", "R", "d", "p", "method", "direct_MF", "ghost_MF", "kept_kB", "norm_ms",
-                "sum_ms");
+  std::snprintf(line, sizeof line, "%-52s %-9s %6s %6s %5s  %-11s %10s %10s %10s %9s %8s %8s\n",
+                "layer", "kind", "R", "d", "p", "method", "direct_MF", "ghost_MF", "pixel_MF",
+                "kept_kB", "norm_ms", "sum_ms");
   out << line;
   for (const LayerPlan& p : plan) {
     std::snprintf(line, sizeof line,
-                  "%-52s %-9s %6lld %6lld %5lld  %-11s %10.2f %10.2f %9.1f %8.1f %8.1f\n",
+                  "%-52s %-9s %6lld %6lld %5lld  %-11s %10.2f %10.2f %10.2f %9.1f %8.1f %8.1f\n",
                   p.name.c_str(), p.kind.c_str(), static_cast<long long>(p.rows),
                   static_cast<long long>(p.in_features), static_cast<long long>(p.out_features),
                   to_string(p.method), p.direct_flops / 1e6, p.ghost_flops / 1e6,
-                  p.kept_floats * 4.0 / 1024.0, p.norm_seconds * 1e3, p.sum_seconds * 1e3);
+                  p.pixel_flops / 1e6, p.kept_floats * 4.0 / 1024.0, p.norm_seconds * 1e3,
+                  p.sum_seconds * 1e3);
     out << line;
   }
   return out.str();

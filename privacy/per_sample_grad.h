@@ -15,6 +15,13 @@
 //   kGhost       ‖g_i‖² = ⟨A_iA_iᵀ, G_iG_iᵀ⟩ (two bmm into [B, R, R], then a batched dot); g_i
 //                is never formed. Cost ~2R²(d+p) per sample, transient 3R² floats. Conv2d
 //                unfolds its input chunk-wise for this (ghost wins only at low resolution).
+//   kGhostPixel  Conv2d only: the same inner product, but A_iA_iᵀ is built without unfolding.
+//                Row t of A_i is the k×k patch at output position t, so
+//                (A_iA_iᵀ)[t, u] = Σ_{δ in k×k} P_i[t·s + δ, u·s + δ], with P_i = X_iX_iᵀ the Gram
+//                of the (zero-padded) input pixels [K·H·W, C_in]: one bmm with C_in, not C_in·k²,
+//                as its inner dimension, then 2k strided adds (a separable box sum over δ).
+//                Cost ~2(K·H·W)²·C_in + 2R²p + (k²+1)R² per sample: 4-7x less than kDirect at
+//                the UNet's 8x8 level, and than kGhost at its 4x4 and 2x2 levels.
 //   kDirect      g_i = G_iᵀA_i formed per sample, squared, dropped. Cost ~2Rdp. Linear: one bmm
 //                per chunk of samples; Conv2d: the convolution's own weight-gradient kernel
 //                (oneDNN), which reads the input directly — no unfold buffer (unfold costs more
@@ -32,7 +39,7 @@
 //
 // Choice (NormPolicy::kAuto): kDirectKeep when the kept g_i is no larger than what the layer's
 // capture holds per sample (A and G are released as soon as g_i exists, so keeping costs no
-// peak memory), else the cheaper in FLOPs of kGhost and kDirect.
+// peak memory), else the cheapest in FLOPs of kGhost, kDirect and (Conv2d) kGhostPixel.
 //
 // Thread-safety: a LayerGradient belongs to one thread; it reads (and finally releases) the
 // capture of its primitive, which nothing else may touch meanwhile.
@@ -48,13 +55,13 @@
 
 namespace umbra {
 
-enum class NormMethod { kGhost, kDirect, kDirectKeep, kClosedForm };
+enum class NormMethod { kGhost, kGhostPixel, kDirect, kDirectKeep, kClosedForm };
 const char* to_string(NormMethod method);
 
 struct NormPolicy {
   // kAuto chooses per layer; the other values force that method on every weight that has it
-  // (tests and benchmarks).
-  enum class Force { kAuto, kGhost, kDirect, kDirectKeep };
+  // (tests and benchmarks). kGhostPixel is kGhost for every kind but Conv2d.
+  enum class Force { kAuto, kGhost, kGhostPixel, kDirect, kDirectKeep };
   Force force = Force::kAuto;
   // Cap on the transient memory of one chunk of samples (unfolded inputs, Gram matrices,
   // per-sample gradients that are not kept), in bytes; at least one sample per chunk. 8 MiB: the
@@ -67,6 +74,9 @@ struct NormPolicy {
   // Conv2d kDirect with K = 1: one grouped weight-gradient call per chunk of samples (true), or
   // one call per sample (false; the benchmark's comparison). K > 1 always calls per sample.
   bool grouped_conv = true;
+  // kAuto may choose kGhostPixel for Conv2d (false: the choice before 2026-12-08, for the
+  // benchmark's side-by-side comparison).
+  bool pixel_gram = true;
 };
 
 // How one layer is handled in one micro-batch, for the log and the benchmark's table.
@@ -80,6 +90,7 @@ struct LayerPlan {
   NormMethod method = NormMethod::kClosedForm;
   double direct_flops = 0.0;
   double ghost_flops = 0.0;
+  double pixel_flops = 0.0;     // kGhostPixel (Conv2d only; 0 elsewhere)
   double capture_floats = 0.0;  // A and G of one sample
   double kept_floats = 0.0;     // per-sample gradient floats kept until the clipped sum
   // Wall time of this layer's squared_norms() and add_clipped_sum() (filled by the clipper).
@@ -90,6 +101,10 @@ struct LayerPlan {
 // The choice kAuto makes for a matrix layer (pure; exposed for tests and the benchmark).
 NormMethod choose_norm_method(int64_t rows, int64_t in_features, int64_t out_features,
                               double capture_floats, const NormPolicy& policy);
+// The same for a Conv2d, whose kGhostPixel costs `pixel_flops` per sample.
+NormMethod choose_conv_norm_method(int64_t rows, int64_t in_features, int64_t out_features,
+                                   double capture_floats, double pixel_flops,
+                                   const NormPolicy& policy);
 
 // True when per_sample_grad knows `module`'s kind (Linear, Conv2d, GroupNorm, Embedding,
 // Parameter).

@@ -94,7 +94,7 @@ struct UNetRows {
 };
 
 const NormPolicy::Force kForces[] = {NormPolicy::Force::kAuto, NormPolicy::Force::kGhost,
-                                     NormPolicy::Force::kDirect};
+                                     NormPolicy::Force::kGhostPixel, NormPolicy::Force::kDirect};
 
 TEST(Clipping, AutoencoderMatchesReference) {
   torch::manual_seed(100);

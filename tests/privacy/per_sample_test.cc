@@ -30,9 +30,9 @@ struct Single : torch::nn::Module {
   Layer layer;
 };
 
-const std::vector<NormPolicy::Force> kForces = {NormPolicy::Force::kAuto, NormPolicy::Force::kGhost,
-                                                NormPolicy::Force::kDirect,
-                                                NormPolicy::Force::kDirectKeep};
+const std::vector<NormPolicy::Force> kForces = {
+    NormPolicy::Force::kAuto, NormPolicy::Force::kGhost, NormPolicy::Force::kGhostPixel,
+    NormPolicy::Force::kDirect, NormPolicy::Force::kDirectKeep};
 
 std::string force_name(NormPolicy::Force f) {
   switch (f) {
@@ -40,6 +40,8 @@ std::string force_name(NormPolicy::Force f) {
       return "auto";
     case NormPolicy::Force::kGhost:
       return "ghost";
+    case NormPolicy::Force::kGhostPixel:
+      return "ghost-pixel";
     case NormPolicy::Force::kDirect:
       return "direct";
     case NormPolicy::Force::kDirectKeep:
@@ -66,7 +68,11 @@ void check_all(Model& model, const std::function<RowLosses(int64_t)>& make_losse
         const auto plan = expect_matches_reference(model, losses, kSamples, k, options);
         ASSERT_EQ(plan.size(), 1u);
         if (matrix_layer && force != NormPolicy::Force::kAuto) {
-          EXPECT_STREQ(to_string(plan[0].method), force_name(force).c_str());
+          // kGhostPixel exists for Conv2d only; the other matrix layers fall back to kGhost.
+          const bool pixel_fallback =
+              force == NormPolicy::Force::kGhostPixel && plan[0].kind != "Conv2d";
+          EXPECT_STREQ(to_string(plan[0].method),
+                       pixel_fallback ? "ghost" : force_name(force).c_str());
         }
       }
     }
@@ -259,6 +265,19 @@ TEST(PerSampleGrad, ChoiceFollowsFlopsAndMemory) {
   EXPECT_EQ(choose_norm_method(256, 1152, 128, 65536, auto_policy), NormMethod::kDirect);
   // Tiny weights are always kept.
   EXPECT_EQ(choose_norm_method(4, 32, 16, 10, auto_policy), NormMethod::kDirectKeep);
+
+  // Conv2d: the pixel Gram wins where it is cheaper than both (UNet 8x8 level, 64->64, 3x3:
+  // 2·64²·64 + 2·64²·64 + 10·64² = 1.09M against direct 4.72M and ghost 5.24M) ...
+  EXPECT_EQ(choose_conv_norm_method(64, 576, 64, 8192, 1.09e6, auto_policy),
+            NormMethod::kGhostPixel);
+  // ... and not where another is cheaper, or where the gradient is kept anyway.
+  EXPECT_EQ(choose_conv_norm_method(64, 576, 64, 8192, 6e6, auto_policy), NormMethod::kDirect);
+  EXPECT_EQ(choose_conv_norm_method(1024, 576, 64, 131072, 1e3, auto_policy),
+            NormMethod::kDirectKeep);
+  NormPolicy forced;
+  forced.force = NormPolicy::Force::kGhostPixel;
+  EXPECT_EQ(choose_conv_norm_method(1024, 576, 64, 131072, 1e12, forced), NormMethod::kGhostPixel);
+  EXPECT_EQ(choose_norm_method(64, 576, 64, 8192, forced), NormMethod::kGhost);
 }
 
 TEST(PerSampleGrad, RefusesCaptureOfWrongBatch) {
