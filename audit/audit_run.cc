@@ -280,19 +280,8 @@ nlohmann::json run_audit(AuditOptions o, Communicator& comm) {
       load_run_canaries(o.run_dir, run.cfg.data.canaries, train.meta, test);
   // Held-out images for the null and the non-members: the test split without the images that
   // relabel canaries took (an included one was trained on).
-  std::vector<int64_t> heldout_pool;
-  {
-    const std::vector<int64_t> taken =
-        canary_test_positions(run.cfg.data.canaries, test.count());  // ascending
-    size_t next = 0;
-    for (int64_t i = 0; i < test.count(); ++i) {
-      if (next < taken.size() && taken[next] == i) {
-        ++next;
-      } else {
-        heldout_pool.push_back(i);
-      }
-    }
-  }
+  const std::vector<int64_t> heldout_pool =
+      heldout_test_positions(run.cfg.data.canaries, test.count());
   const int64_t heldout_count = static_cast<int64_t>(heldout_pool.size());
   UMBRA_CHECK(heldout_count > 0, data_dir,
               ": no held-out test image is left for the audit (the relabel canaries took all ",

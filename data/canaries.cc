@@ -154,6 +154,20 @@ std::vector<int64_t> canary_test_positions(const CanaryOptions& options, int64_t
   return out;
 }
 
+std::vector<int64_t> heldout_test_positions(const CanaryOptions& options, int64_t test_count) {
+  const std::vector<int64_t> taken = canary_test_positions(options, test_count);  // ascending
+  std::vector<int64_t> out;
+  auto next = taken.begin();
+  for (int64_t i = 0; i < test_count; ++i) {
+    if (next != taken.end() && *next == i) {
+      ++next;
+    } else {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
 SplitData make_canaries(const CanaryOptions& options, const DatasetMeta& meta,
                         const SplitData* test) {
   check_fits(options, meta, test);

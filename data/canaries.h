@@ -9,9 +9,9 @@
 //  - kind "relabel": held-out TEST image number floor(j * T / m) of the T test images (evenly
 //    spaced over the test split) with a wrong label: (true + 1 + r) mod K, r uniform in
 //    [0, K - 2] for K classes. Test images never enter training otherwise, so a canary left out
-//    really is out. The audit leaves these test images out of its held-out null and its
-//    membership non-members (canary_test_positions). The trainer's held-out ELBO still uses them:
-//    an included relabel canary is a trained image there, which makes it a little better.
+//    really is out. An included relabel canary is a trained image, so the audit's held-out null
+//    and membership non-members and the trainer's held-out ELBO use only the test images no
+//    canary took (heldout_test_positions).
 // Randomness: Philox stream rng_stream(kCanary, 1 + j), counter = draw number, for canary j's
 // pattern or wrong label; the inclusion coins use rng_stream(kCanary, 0), counter = j.
 //
@@ -81,6 +81,9 @@ Canary make_canary(const CanaryOptions& options, const DatasetMeta& meta, const 
 // ascending; empty for "ood" or no canaries. An included relabel canary is a trained image, so
 // the audit keeps these out of its held-out (non-member) sets.
 std::vector<int64_t> canary_test_positions(const CanaryOptions& options, int64_t test_count);
+
+// The other test positions, ascending: the held-out images of the audit and the trainer.
+std::vector<int64_t> heldout_test_positions(const CanaryOptions& options, int64_t test_count);
 
 // All m canaries as a split named "canaries": position j holds canary j.
 SplitData make_canaries(const CanaryOptions& options, const DatasetMeta& meta,

@@ -14,12 +14,15 @@ namespace {
 constexpr int64_t kEvalImages = 1000;
 constexpr int64_t kGridImages = 16;
 
-torch::Tensor heldout_pixels(const SplitData& split, int64_t count) {
+// The first `count` test images that no relabel canary took (an included one is a trained image).
+torch::Tensor heldout_pixels(const SplitData& split, const CanaryOptions& canaries, int64_t count) {
   const auto& m = split.meta;
-  const int64_t n = std::min<int64_t>(count, split.count());
-  return torch::from_blob(const_cast<uint8_t*>(split.images.data()),
-                          {n, m.channels, m.height, m.width}, torch::kUInt8)
-      .clone();
+  std::vector<int64_t> positions = heldout_test_positions(canaries, split.count());
+  positions.resize(std::min<size_t>(positions.size(), static_cast<size_t>(count)));
+  const torch::Tensor all =
+      torch::from_blob(const_cast<uint8_t*>(split.images.data()),
+                       {split.count(), m.channels, m.height, m.width}, torch::kUInt8);
+  return all.index_select(0, torch::tensor(positions, torch::kInt64));
 }
 
 }  // namespace
@@ -28,6 +31,7 @@ AutoencoderTask::AutoencoderTask(const TrainConfig& cfg, std::shared_ptr<const S
     : model_(cfg.autoencoder.model),
       seed_(static_cast<uint64_t>(cfg.run.seed)),
       heldout_(std::move(heldout)),
+      canaries_(cfg.data.canaries),
       eval_images_(kEvalImages) {}
 
 torch::Tensor AutoencoderTask::per_sample_loss(const Batch& batch, int64_t global_step, int64_t k) {
@@ -51,7 +55,7 @@ nlohmann::json AutoencoderTask::evaluate(const std::string& png_path, int64_t st
   torch::NoGradGuard no_grad;
   const bool was_training = model_->is_training();
   model_->eval();
-  const torch::Tensor pixels = heldout_pixels(*heldout_, eval_images_);
+  const torch::Tensor pixels = heldout_pixels(*heldout_, canaries_, eval_images_);
   auto gen = sample_generator(seed_, RngStream::kEvaluation, 0, 0);
   double nats = 0, bpd = 0;
   const int64_t n = pixels.size(0);

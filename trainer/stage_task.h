@@ -34,7 +34,8 @@ class StageTask {
 
 class AutoencoderTask : public StageTask {
  public:
-  // `heldout` (may be null): test split used for held-out ELBO and the reconstruction grid.
+  // `heldout` (may be null): test split used for held-out ELBO and the reconstruction grid,
+  // without the images that cfg.data.canaries (relabel) took.
   AutoencoderTask(const TrainConfig& cfg, std::shared_ptr<const SplitData> heldout);
   const char* name() const override { return "autoencoder"; }
   torch::nn::Module& module() override { return *model_; }
@@ -46,6 +47,7 @@ class AutoencoderTask : public StageTask {
   Autoencoder model_;
   uint64_t seed_;
   std::shared_ptr<const SplitData> heldout_;
+  CanaryOptions canaries_;  // relabel canaries' test images are left out of the held-out set
   int64_t eval_images_;
 };
 

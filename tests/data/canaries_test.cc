@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "core/rng.h"
@@ -142,6 +143,15 @@ TEST(Canaries, RelabelTakesSpreadTestImagesWithAWrongLabel) {
               std::vector<uint8_t>(test.image(taken[j]), test.image(taken[j]) + 20));
   }
   EXPECT_TRUE(canary_test_positions(options(30, "ood", 17), test.count()).empty());
+  // heldout_test_positions is the rest of the test split, ascending.
+  const std::vector<int64_t> heldout = heldout_test_positions(o, test.count());
+  EXPECT_EQ(static_cast<int64_t>(heldout.size()), test.count() - 30);
+  EXPECT_TRUE(std::is_sorted(heldout.begin(), heldout.end()));
+  std::vector<int64_t> all(heldout);
+  all.insert(all.end(), taken.begin(), taken.end());
+  std::sort(all.begin(), all.end());
+  for (int64_t i = 0; i < test.count(); ++i) EXPECT_EQ(all[static_cast<size_t>(i)], i);
+  EXPECT_EQ(static_cast<int64_t>(heldout_test_positions(options(30, "ood", 17), 7).size()), 7);
 }
 
 TEST(Canaries, InclusionCoinsAndTheAugmentedSplit) {
