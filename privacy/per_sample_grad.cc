@@ -417,7 +417,7 @@ class Conv2dGradient : public LayerGradient {
           if (sum.defined()) {
             sum.add_(shifted);
           } else {
-            sum = shifted.contiguous();
+            sum = shifted.clone(at::MemoryFormat::Contiguous);  // never a view of `t`
           }
         }
         return sum;
