@@ -12,7 +12,7 @@
 //   --conv-loop      Conv2d's per-sample gradients one sample at a time
 //                    (NormPolicy::grouped_conv = false, the method before 2026-12-07);
 //   --no-pixel-gram  no kGhostPixel for Conv2d (NormPolicy::pixel_gram = false, the choice
-//                    before 2026-12-08).
+//                    before 2026-12-07).
 //
 // Models: the autoencoder and the UNet with their default options (models/*_options.h; the
 // quickstart sizes: 28x28 images padded to 32, 8x8x4 latents). Times: median of --steps steps
@@ -275,31 +275,31 @@ void run(Workload& w, const Args& args) {
     // Non-private and DP steps alternate, so that a load change on a shared machine hits both.
     // A clipper owns the model's gradient callbacks while it lives: with a compared policy the
     // two clippers take turns, each built just before its step.
-    std::optional<PerSampleClipper> clipper, loop_clipper;
-    ClippingOptions loop_options = options;
-    loop_options.policy = compared_policy(args, options.policy);
+    std::optional<PerSampleClipper> clipper, other_clipper;
+    ClippingOptions other_options = options;
+    other_options.policy = compared_policy(args, options.policy);
     const bool compare = !args.compare.empty();
-    std::vector<StepTimes> np, dp, dp_loop;
-    int64_t clipped = 0, loop_clipped = 0;
+    std::vector<StepTimes> np, dp, dp_other;
+    int64_t clipped = 0, other_clipped = 0;
     std::vector<LayerPlan> last_plan;  // of the last step of `clipper`
     for (int s = 0; s <= args.steps; ++s) {
       set_dp_mode(*w.module, false);
       const StepTimes a = non_private_step(w, rows);
       set_dp_mode(*w.module, true);
-      loop_clipper.reset();
+      other_clipper.reset();
       clipper.emplace(*w.module, options);
       const StepTimes b = dp_step(w, *clipper, batch, rows, &clipped);
       last_plan = clipper->last_plan();
       StepTimes c;
       if (compare) {
         clipper.reset();
-        loop_clipper.emplace(*w.module, loop_options);
-        c = dp_step(w, *loop_clipper, batch, rows, &loop_clipped);
+        other_clipper.emplace(*w.module, other_options);
+        c = dp_step(w, *other_clipper, batch, rows, &other_clipped);
       }
       if (s == 0) continue;  // warm-up
       np.push_back(a);
       dp.push_back(b);
-      if (compare) dp_loop.push_back(c);
+      if (compare) dp_other.push_back(c);
     }
     auto med = [](const std::vector<StepTimes>& v, double StepTimes::*f) {
       std::vector<double> x;
@@ -329,12 +329,12 @@ void run(Workload& w, const Args& args) {
         "  time ratio DP/non-private  %.3f median  (%.3f of the fastest steps; target <= 1.25)\n",
         t_dp / t_np, min_dp / min_np);
     if (compare) {
-      const double t_loop = median(totals(dp_loop));
+      const double t_other = median(totals(dp_other));
       std::printf(
           "  DP step, --%s  %.3f s  (backward %.3f, norms+clip %.3f): "
           "ratio %.3f median, %.3f of the fastest steps\n",
-          args.compare.c_str(), t_loop, med(dp_loop, &StepTimes::backward),
-          med(dp_loop, &StepTimes::clip), t_loop / t_np, min_of(totals(dp_loop)) / min_np);
+          args.compare.c_str(), t_other, med(dp_other, &StepTimes::backward),
+          med(dp_other, &StepTimes::clip), t_other / t_np, min_of(totals(dp_other)) / min_np);
     }
     if (batch == args.batches.front()) {
       std::printf("\n  per-layer plan (batch %lld):\n%s", static_cast<long long>(batch),
@@ -344,7 +344,7 @@ void run(Workload& w, const Args& args) {
     if (args.reference_samples > 0) {
       const int64_t n = std::min(args.reference_samples, batch);
       const auto t0 = Clock::now();
-      loop_clipper.reset();
+      other_clipper.reset();
       clipper.emplace(*w.module, options);
       reference_clipped_sum(*w.module, *clipper, n,
                             [&](int64_t i) { return w.losses(i * k, (i + 1) * k); });

@@ -74,7 +74,7 @@ struct NormPolicy {
   // Conv2d kDirect with K = 1: one grouped weight-gradient call per chunk of samples (true), or
   // one call per sample (false; the benchmark's comparison). K > 1 always calls per sample.
   bool grouped_conv = true;
-  // kAuto may choose kGhostPixel for Conv2d (false: the choice before 2026-12-08, for the
+  // kAuto may choose kGhostPixel for Conv2d (false: the choice before 2026-12-07, for the
   // benchmark's side-by-side comparison).
   bool pixel_gram = true;
 };
